@@ -1,0 +1,5 @@
+"""The HTTP API, served by Gunicorn: `gunicorn api:app`."""
+
+from datafy.cli import api_app
+
+app = api_app()

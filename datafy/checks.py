@@ -1,0 +1,41 @@
+"""Start-up checks of the Redis server: warn loudly about settings that can lose messages."""
+
+from __future__ import annotations
+
+import logging
+
+from datafy.errors import StoreUnavailableError
+from datafy.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def check_redis(store: Store) -> None:
+    """Log the server and warn about eviction or missing persistence; never raises."""
+    try:
+        version = store.server_version()
+        policy = store.server_config("maxmemory-policy")
+        appendonly = store.server_config("appendonly")
+    except StoreUnavailableError as exc:
+        log.warning("redis not reachable yet (%s); will keep retrying", exc)
+        return
+    log.info("redis is %s (maxmemory-policy=%s appendonly=%s)", version, policy or "?", appendonly or "?")
+    if policy is not None and policy != "noeviction":
+        log.warning(
+            "REDIS MAY EVICT BUFFERED MESSAGES: maxmemory-policy is %s; set it to noeviction (see redis.conf)", policy
+        )
+    if appendonly == "no":
+        log.warning("redis appendonly is off: a Redis restart loses buffered messages; set appendonly yes")
+
+
+def enable_expiry_events(store: Store) -> None:
+    """Turn on expired-key events, or say why flushes will rely on polling alone."""
+    try:
+        enabled = store.enable_expiry_events()
+    except StoreUnavailableError:
+        return
+    if not enabled:
+        log.warning(
+            "cannot enable notify-keyspace-events (CONFIG SET refused); set notify-keyspace-events Ex "
+            "in redis.conf. Flushes still happen on time via the due index."
+        )

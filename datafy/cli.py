@@ -1,0 +1,70 @@
+"""Process entry points: load .env, build and check the settings, start the API app or the monitor."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from datafy.config import Settings
+from datafy.errors import ConfigurationError
+from datafy.log import configure_logging
+
+log = logging.getLogger("datafy")
+
+
+def load_settings() -> Settings:
+    """Settings from .env and the environment; a bad value exits with one line naming the variable."""
+    load_dotenv()
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def api_app() -> Flask:
+    """The WSGI app Gunicorn serves (`gunicorn api:app`)."""
+    from datafy.checks import check_redis
+    from datafy.http import create_app
+
+    settings = load_settings()
+    app = create_app(settings)
+    check_redis(app.extensions["datafy.store"])
+    return app
+
+
+def run_monitor() -> int:
+    """Run the monitor until SIGTERM/SIGINT; a second signal exits at once."""
+    from datafy.monitor import Monitor
+
+    settings = load_settings()
+    try:
+        monitor = Monitor(settings)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2
+    signals_seen = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if signals_seen.is_set():
+            os._exit(1)
+        signals_seen.set()
+        log.info("received %s: finishing in-flight deliveries, then stopping", signal.Signals(signum).name)
+        monitor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    unfinished = monitor.run()
+    logging.shutdown()
+    if unfinished:
+        os._exit(0)  # don't wait for stuck POSTs: their leases hand the batches to the next monitor
+    return 0

@@ -1,0 +1,203 @@
+"""Settings: one frozen object built from the environment, shared by the API and the monitor."""
+
+from __future__ import annotations
+
+import math
+import os
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+from datafy.errors import ConfigurationError
+
+T = TypeVar("T")
+
+DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Turn '250ms', '5s', '5m', '2h' or a bare number of seconds into seconds."""
+    text = text.strip().lower()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            number, scale = text[: -len(unit)], _UNITS[unit]
+            break
+    else:
+        number, scale = text, 1
+    seconds = float(number) * scale
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(text)
+    return seconds
+
+
+def normalize_keyword(text: str) -> str:
+    """Fold case, accents and surrounding spaces, so 'Pronto ' matches 'pronto'."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of redis-datafy; see .env.example for the variables and defaults."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    redis_db: int = 0
+    redis_prefix: str = "datafy"
+    webhook_url: str = ""
+    default_ttl: float = 15.0
+    max_ttl: float = 86400.0
+    max_message_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_wait: float = 0.0
+    max_messages: int = 0
+    max_batch_messages: int = 1000
+    max_batch_bytes: int = 4 * 1024 * 1024
+    flush_keywords: frozenset[str] = field(default_factory=frozenset)
+    dedupe_window: float = 600.0
+    webhook_concurrency: int = 32
+    webhook_timeout: float = 15.0
+    webhook_retry_schedule: tuple[float, ...] = tuple(parse_duration(s) for s in DEFAULT_RETRY_SCHEDULE.split(","))
+    delivery_visibility_timeout: float = 60.0
+    dead_letter_max: int = 10000
+    flush_poll_interval: float = 0.1
+    shutdown_grace: float = 20.0
+    api_key: str = ""
+    admin_api_key: str = ""
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @property
+    def admin_key(self) -> str:
+        """The key that opens admin routes: ADMIN_API_KEY, else API_KEY, else '' (routes disabled)."""
+        return self.admin_api_key or self.api_key
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """The Redis URL with any password masked, for logs."""
+        parts = urlsplit(self.redis_url)
+        if parts.password is None:
+            return self.redis_url
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return parts._replace(netloc=netloc).geturl()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build and validate settings; a bad value raises ConfigurationError naming the variable."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        redis_db = reader.get("REDIS_DB", int, 0, minimum=0)
+        redis_url = env.get("REDIS_URL", "").strip() or _url_from_parts(reader, redis_db)
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigurationError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if env.get("REDIS_URL", "").strip():
+            redis_db = _db_from_url(redis_url)
+        webhook_url = env.get("WEBHOOK_URL", "").strip()
+        if webhook_url and urlsplit(webhook_url).scheme not in ("http", "https"):
+            raise ConfigurationError("WEBHOOK_URL must be an http:// or https:// URL")
+        prefix = env.get("REDIS_PREFIX", "datafy").strip()
+        if not prefix or any(ch in prefix for ch in "{}: "):
+            raise ConfigurationError("REDIS_PREFIX must be non-empty, without spaces, ':' or braces")
+        settings = cls(
+            redis_url=redis_url,
+            redis_db=redis_db,
+            redis_prefix=prefix,
+            webhook_url=webhook_url,
+            default_ttl=reader.get("DEFAULT_TTL", float, 15.0, minimum=0.001),
+            max_ttl=reader.get("MAX_TTL", float, 86400.0, minimum=0.001),
+            max_message_bytes=reader.get("MAX_MESSAGE_BYTES", int, 64 * 1024, minimum=1),
+            max_body_bytes=reader.get("MAX_BODY_BYTES", int, 1024 * 1024, minimum=1024),
+            max_wait=reader.get("MAX_WAIT", float, 0.0, minimum=0),
+            max_messages=reader.get("MAX_MESSAGES", int, 0, minimum=0),
+            max_batch_messages=reader.get("MAX_BATCH_MESSAGES", int, 1000, minimum=1),
+            max_batch_bytes=reader.get("MAX_BATCH_BYTES", int, 4 * 1024 * 1024, minimum=1024),
+            flush_keywords=frozenset(
+                normalize_keyword(word) for word in env.get("FLUSH_KEYWORDS", "").split(",") if word.strip()
+            ),
+            dedupe_window=reader.get("DEDUPE_WINDOW", parse_duration, 600.0, minimum=1),
+            webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
+            webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),
+            webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, cls.webhook_retry_schedule),
+            delivery_visibility_timeout=reader.get("DELIVERY_VISIBILITY_TIMEOUT", float, 60.0, minimum=1),
+            dead_letter_max=reader.get("DEAD_LETTER_MAX", int, 10000, minimum=1),
+            flush_poll_interval=reader.get("FLUSH_POLL_INTERVAL", float, 0.1, minimum=0.005),
+            shutdown_grace=reader.get("SHUTDOWN_GRACE", float, 20.0, minimum=0),
+            api_key=env.get("API_KEY", "").strip(),
+            admin_api_key=env.get("ADMIN_API_KEY", "").strip(),
+            log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
+            log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
+        )
+        settings._check_relations()
+        return settings
+
+    def _check_relations(self) -> None:
+        if self.default_ttl > self.max_ttl:
+            raise ConfigurationError(f"DEFAULT_TTL ({self.default_ttl:g}) must not exceed MAX_TTL ({self.max_ttl:g})")
+        if self.delivery_visibility_timeout <= self.webhook_timeout:
+            raise ConfigurationError(
+                f"DELIVERY_VISIBILITY_TIMEOUT ({self.delivery_visibility_timeout:g}) must exceed "
+                f"WEBHOOK_TIMEOUT ({self.webhook_timeout:g}), or a slow POST would be delivered twice"
+            )
+
+
+class _Reader:
+    """Reads one variable, converts it and names it in the error when it is wrong."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, name: str, convert: Callable[[str], T], default: T, minimum: float | None = None) -> T:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = convert(raw)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{name}={raw!r} is not a valid {_describe(convert)}") from None
+        out_of_range = isinstance(value, (int, float)) and (not math.isfinite(value) or value < (minimum or 0))
+        if minimum is not None and out_of_range:
+            raise ConfigurationError(f"{name}={raw!r} must be a number >= {minimum:g}")
+        return value
+
+
+def _describe(convert: Callable[[str], object]) -> str:
+    names = {int: "whole number", float: "number", parse_duration: "duration (like 600, 30s, 10m)"}
+    return names.get(convert, "value")
+
+
+def _parse_schedule(text: str) -> tuple[float, ...]:
+    steps = tuple(parse_duration(step) for step in text.split(",") if step.strip())
+    if not steps:
+        raise ValueError(text)
+    return steps
+
+
+def _parse_level(text: str) -> str:
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(text)
+    return level
+
+
+def _parse_format(text: str) -> str:
+    if text.lower() not in ("text", "json"):
+        raise ValueError(text)
+    return text.lower()
+
+
+def _url_from_parts(reader: _Reader, db: int) -> str:
+    host = reader.env.get("REDIS_HOST", "").strip() or "localhost"
+    port = reader.get("REDIS_PORT", int, 6379, minimum=1)
+    password = reader.env.get("REDIS_PASSWORD", "")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def _db_from_url(url: str) -> int:
+    path = urlsplit(url).path.strip("/")
+    try:
+        return int(path) if path else 0
+    except ValueError:
+        raise ConfigurationError(f"REDIS_URL has a database path {path!r} that is not a number") from None

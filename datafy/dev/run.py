@@ -1,0 +1,94 @@
+"""`./dev run`: the whole system on one machine: Redis/Valkey, the API on :5000, the monitor, a demo receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from dotenv import load_dotenv
+
+from datafy.dev.receiver import Receiver
+from datafy.dev.redis_server import PROJECT_ROOT, RedisServer, free_port
+
+DEMO_RECEIVER_PORT = 8787
+
+
+def print_batch(batch: dict) -> None:
+    """The demo receiver's output: one block per batch."""
+    lines = [f"--- batch for user {batch.get('user')!r}: {batch.get('message_count')} message(s), "
+             f"reason {batch.get('flush_reason')}, batch_id {batch.get('batch_id')}"]  # fmt: skip
+    lines += [f"    {json.dumps(m, ensure_ascii=False)}" for m in batch.get("messages", [])]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> int:
+    """Start everything, print where it listens, and stop it all on Ctrl-C."""
+    load_dotenv(PROJECT_ROOT / ".env")
+    env = dict(os.environ)
+    data_dir = PROJECT_ROOT / ".run" / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = int(env.get("REDIS_PORT") or 6379)
+    redis_server = RedisServer(port=port if _port_free(port) else free_port(), data_dir=str(data_dir))
+    redis_server.start()
+    env["REDIS_URL"] = redis_server.url
+    receiver = None
+    if not env.get("WEBHOOK_URL"):
+        receiver = Receiver(port=DEMO_RECEIVER_PORT if _port_free(DEMO_RECEIVER_PORT) else 0, on_batch=print_batch)
+        receiver.start()
+        env["WEBHOOK_URL"] = receiver.url
+    api_port = env.get("PORT", "5000")
+    env.setdefault("WEB_CONCURRENCY", "2")
+    children = [
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "api:app", "--bind", f"127.0.0.1:{api_port}"],
+                         cwd=PROJECT_ROOT, env=env),
+        subprocess.Popen([sys.executable, "monitor.py"], cwd=PROJECT_ROOT, env=env),
+    ]  # fmt: skip
+    print(
+        f"\nredis-datafy is running\n"
+        f"  redis     {redis_server.binary} on 127.0.0.1:{redis_server.port} (data in {data_dir})\n"
+        f"  api       http://127.0.0.1:{api_port}/api/message\n"
+        f"  webhook   {env['WEBHOOK_URL']}{'  (demo receiver: batches are printed here)' if receiver else ''}\n"
+        f"Try:  curl -s localhost:{api_port}/api/message -H 'Content-Type: application/json' "
+        f"""-d '{{"user": "5511999999999", "message": "oi", "ttl": 3}}'\n"""
+        f"Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if receiver:
+            receiver.stop()
+        redis_server.stop()
+    return 0
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

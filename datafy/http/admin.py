@@ -1,0 +1,136 @@
+"""Admin routes: dead letters and pending chats. They need ADMIN_API_KEY (or API_KEY) and are off without one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from datafy.errors import ApiError
+from datafy.http import app as current
+from datafy.http.auth import require_admin_key
+from datafy.model import iso_from_ms, webhook_body
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__)
+MAX_PAGE = 500
+MAX_OFFSET = 100_000
+
+
+@bp.before_request
+def _check_admin_key() -> None:
+    require_admin_key(current.settings().admin_key)
+
+
+@bp.get("/api/dead-letters")
+def list_dead_letters() -> Response:
+    """Dead letters, newest first: ?offset=0&limit=50."""
+    offset, limit = _page()
+    total, letters = current.store().dead_letters(offset, limit)
+    return jsonify(
+        {
+            "success": True,
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "dead_letters": [_dead_letter_json(letter.batch_id, letter.body, letter.info) for letter in letters],
+        }
+    )
+
+
+@bp.post("/api/dead-letters/<batch_id>/replay")
+def replay_dead_letter(batch_id: str) -> Response:
+    """Queue a dead letter for delivery again, under the same batch_id."""
+    if not current.store().replay_dead(batch_id):
+        raise ApiError(404, "not_found", f"no dead letter {batch_id}", "batch_id")
+    log.info("dead letter replayed batch=%s", batch_id)
+    return jsonify({"success": True, "batch_id": batch_id, "message": "queued for delivery"})
+
+
+@bp.delete("/api/dead-letters/<batch_id>")
+def delete_dead_letter(batch_id: str) -> Response:
+    """Forget a dead letter."""
+    if not current.store().delete_dead(batch_id):
+        raise ApiError(404, "not_found", f"no dead letter {batch_id}", "batch_id")
+    log.info("dead letter deleted batch=%s", batch_id)
+    return jsonify({"success": True, "batch_id": batch_id, "message": "deleted"})
+
+
+@bp.get("/api/chats")
+def list_chats() -> Response:
+    """Pending chats, soonest flush first: ?offset=0&limit=50."""
+    offset, limit = _page()
+    total, page = current.store().pending_chats(offset, limit)
+    chats = [{"user": user, "flush_at": iso_from_ms(flush_at)} for user, flush_at in page]
+    return jsonify({"success": True, "total": total, "offset": offset, "limit": limit, "chats": chats})
+
+
+@bp.get("/api/chats/<path:user>")
+def peek_chat(user: str) -> Response:
+    """The pending batch of one user."""
+    snapshot = current.store().peek(user)
+    if snapshot is None:
+        raise ApiError(404, "not_found", "no pending batch for this user", "user")
+    messages = [item["m"] for _, item in snapshot.items]
+    return jsonify(
+        {
+            "success": True,
+            "user": user,
+            "count": len(messages),
+            "messages": messages,
+            "flush_at": iso_from_ms(snapshot.flush_at_ms),
+            "first_message_at": iso_from_ms(snapshot.first_ms),
+        }
+    )
+
+
+@bp.post("/api/chats/<path:user>/flush")
+def flush_chat(user: str) -> Response:
+    """Flush a user's pending batch now (flush_reason "manual")."""
+    flushed = current.store().flush(user, reason="manual")
+    if flushed is None:
+        raise ApiError(404, "not_found", "no pending batch for this user", "user")
+    log.info("manual flush user=%s count=%d", user, flushed.count)
+    return jsonify({"success": True, "user": user, "flushed": flushed.count, "sequence": flushed.sequence})
+
+
+@bp.delete("/api/chats/<path:user>")
+def discard_chat(user: str) -> Response:
+    """Discard a user's pending batch (a human took over) and return what was discarded."""
+    entries = current.store().discard(user)
+    if not entries:
+        raise ApiError(404, "not_found", "no pending batch for this user", "user")
+    log.info("pending batch discarded user=%s count=%d", user, len(entries))
+    messages = [item["m"] for _, item in entries]
+    return jsonify({"success": True, "user": user, "discarded": len(messages), "messages": messages})
+
+
+def _page() -> tuple[int, int]:
+    return _int_arg("offset", 0, 0, MAX_OFFSET), _int_arg("limit", 50, 1, MAX_PAGE)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_field", f"{name} must be a whole number", name) from None
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_field", f"{name} must be between {low} and {high}", name)
+    return value
+
+
+def _dead_letter_json(batch_id: str, body: str, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "user": info["user"],
+        "attempts": info["attempts"],
+        "last_status": info["last_status"],
+        "last_error": info["last_error"],
+        "dead_at": iso_from_ms(info["dead_ms"]),
+        "payload": webhook_body(body),
+    }

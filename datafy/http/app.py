@@ -1,0 +1,37 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app
+
+from datafy.config import Settings
+from datafy.http import admin, errors, ingest
+from datafy.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    """Build the API; settings default to the environment, the store to a client of settings.redis_url."""
+    settings = settings or Settings.from_env()
+    app = Flask("datafy")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep replies in documented field order
+    app.extensions["datafy.settings"] = settings
+    app.extensions["datafy.store"] = store or Store(settings)
+    app.register_blueprint(ingest.bp)
+    app.register_blueprint(admin.bp)
+    errors.register(app)
+    return app
+
+
+def settings() -> Settings:
+    """The settings of the running app."""
+    return current_app.extensions["datafy.settings"]
+
+
+def store() -> Store:
+    """The store of the running app."""
+    return current_app.extensions["datafy.store"]

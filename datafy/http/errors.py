@@ -1,0 +1,55 @@
+"""One error handler turns every failure into a JSON reply; no request ever sees a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from datafy.errors import ApiError, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
+
+
+def register(app: Flask) -> None:
+    """Install the JSON error handlers on `app`."""
+    app.register_error_handler(ApiError, _reply)
+    app.register_error_handler(StoreUnavailableError, _store_unavailable)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _reply(error: ApiError) -> tuple[Response, int]:
+    return jsonify(error.to_json()), error.status
+
+
+def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int]:
+    log.warning("redis unavailable, answering 503: %s", error)
+    response, status = _reply(ApiError(503, "store_unavailable", "the message store is unavailable; retry shortly"))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response, status
+
+
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    if status == 413:
+        code, message = "body_too_large", "the request body is larger than MAX_BODY_BYTES"
+    elif status == 404:
+        message = "no such route; messages go to POST /api/message"
+    elif status == 405:
+        message = "method not allowed on this route"
+    else:
+        message = error.description or error.name
+    response, status = _reply(ApiError(status, code, message))
+    if status == 405 and error.get_response().headers.get("Allow"):
+        response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response, status
+
+
+def _unexpected(error: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error while handling a request")
+    return _reply(ApiError(500, "internal_error", "unexpected server error; see the API logs"))

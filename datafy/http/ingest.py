@@ -1,0 +1,65 @@
+"""Client routes: append a message, signal typing, health."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from datafy.http import app as current
+from datafy.http.auth import require_key
+from datafy.http.validation import parse_message, parse_ttl, parse_user, read_json_object
+from datafy.model import iso_from_ms
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ingest", __name__)
+
+
+@bp.post("/api/message")
+@bp.post("/message")  # older clients of the original system
+@bp.post("/")
+def append_message() -> Response:
+    """Buffer one message for its user and (re)start the user's silence timer."""
+    settings = current.settings()
+    require_key(settings.api_key)
+    msg = parse_message(read_json_object(request), settings)
+    result = current.store().append(msg)
+    reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered}
+    if result.status == "flushed":
+        reply["flush_at"] = iso_from_ms(int(time.time() * 1000))
+        reply["flushed"] = True
+        reply["batch_id"] = result.batch_id
+        reply["message"] = f"batch of {result.buffered} message(s) flushed now ({msg.flush_reason or 'limit'})"
+        log.info("flushed on append user=%s batch=%s count=%d", msg.user, result.batch_id, result.buffered)
+    else:
+        reply["flush_at"] = iso_from_ms(result.flush_at_ms)
+        if result.status == "duplicate":
+            reply["duplicate"] = True
+            reply["message"] = "duplicate message_id ignored"
+        else:
+            reply["message"] = f"message buffered; {result.buffered} waiting"
+    return jsonify(reply)
+
+
+@bp.post("/api/typing")
+def typing() -> Response:
+    """The user is typing: push the pending batch's deadline back (no-op without one)."""
+    settings = current.settings()
+    require_key(settings.api_key)
+    body = read_json_object(request)
+    user = parse_user(body)
+    deadline = current.store().extend(user, parse_ttl(body, settings))
+    if deadline is None:
+        return jsonify({"success": True, "user": user, "pending": False, "message": "no pending batch"})
+    return jsonify(
+        {"success": True, "user": user, "pending": True, "flush_at": iso_from_ms(deadline), "message": "timer extended"}
+    )
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Liveness and Redis reachability, for container healthchecks."""
+    current.store().ping()
+    return jsonify({"status": "ok", "redis": "ok"})

@@ -1,0 +1,138 @@
+"""Request validation: turns a JSON body into an IncomingMessage or an ApiError naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask import Request
+
+from datafy.config import Settings, normalize_keyword
+from datafy.errors import ApiError
+from datafy.model import CONTROL_FIELDS, IncomingMessage
+
+MAX_USER_CHARS = 256
+MAX_MESSAGE_ID_CHARS = 256
+
+
+def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx ApiError."""
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return body
+
+
+def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
+    """Validate a message request; every other field becomes metadata."""
+    user = parse_user(body)
+    message = _parse_text_or_object(body, settings)
+    flush = body.get("flush", False)
+    if not isinstance(flush, bool):
+        raise ApiError(400, "invalid_field", "flush must be true or false", "flush")
+    reason = "request" if flush else ""
+    if not reason and isinstance(message, str) and normalize_keyword(message) in settings.flush_keywords:
+        reason = "keyword"
+    max_wait = _seconds(body, "max_wait", settings.max_wait or None, settings.max_ttl)
+    max_messages = _parse_max_messages(body, settings)
+    return IncomingMessage(
+        user=user,
+        message=message,
+        ttl_ms=_to_ms(_seconds(body, "ttl", settings.default_ttl, settings.max_ttl)),
+        metadata={k: v for k, v in body.items() if k not in CONTROL_FIELDS},
+        message_id=_parse_message_id(body),
+        max_wait_ms=_to_ms(max_wait) if max_wait else 0,
+        max_messages=max_messages,
+        flush_reason=reason,
+    )
+
+
+def parse_user(body: dict[str, Any]) -> str:
+    """The chat id: a 1-256 character string, or an integer taken as its decimal string."""
+    user = _identifier(body, "user", MAX_USER_CHARS)
+    if user is None:
+        raise ApiError(400, "missing_field", "user is required", "user")
+    return user
+
+
+def parse_ttl(body: dict[str, Any], settings: Settings) -> int:
+    """The ttl field in milliseconds (DEFAULT_TTL when absent)."""
+    return _to_ms(_seconds(body, "ttl", settings.default_ttl, settings.max_ttl))
+
+
+def _parse_text_or_object(body: dict[str, Any], settings: Settings) -> str | dict[str, Any]:
+    if "message" not in body or body["message"] is None:
+        raise ApiError(400, "missing_field", "message is required", "message")
+    message = body["message"]
+    if isinstance(message, str):
+        if not message:
+            raise ApiError(400, "invalid_field", "message must not be empty", "message")
+        size = len(message.encode())
+    elif isinstance(message, dict):
+        size = len(json.dumps(message, ensure_ascii=False).encode())
+    else:
+        raise ApiError(400, "invalid_field", "message must be a string or a JSON object", "message")
+    if size > settings.max_message_bytes:
+        limit = settings.max_message_bytes
+        raise ApiError(413, "message_too_large", f"message is {size} bytes; the limit is {limit}", "message")
+    return message
+
+
+def _parse_message_id(body: dict[str, Any]) -> str | None:
+    return _identifier(body, "message_id", MAX_MESSAGE_ID_CHARS)
+
+
+def _parse_max_messages(body: dict[str, Any], settings: Settings) -> int:
+    value = body.get("max_messages")
+    if value is None:
+        return settings.max_messages
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, "invalid_field", "max_messages must be a whole number", "max_messages")
+    if not 1 <= value <= settings.max_batch_messages:
+        raise ApiError(
+            400, "invalid_field", f"max_messages must be between 1 and {settings.max_batch_messages}", "max_messages"
+        )
+    return value
+
+
+def _identifier(body: dict[str, Any], name: str, max_chars: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ApiError(400, "invalid_field", f"{name} must be a string or an integer", name)
+    text = str(value)
+    if not 1 <= len(text) <= max_chars:
+        raise ApiError(400, "invalid_field", f"{name} must be 1 to {max_chars} characters", name)
+    return text
+
+
+def _seconds(body: dict[str, Any], name: str, default: float | None, maximum: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, str):  # no-code tools often send numbers as strings
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ApiError(400, "invalid_field", f"{name} must be a number of seconds", name) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApiError(400, "invalid_field", f"{name} must be a number of seconds", name)
+    if not math.isfinite(value) or value <= 0 or value > maximum:
+        raise ApiError(400, "invalid_field", f"{name} must be greater than 0 and at most {maximum:g}", name)
+    return float(value)
+
+
+def _to_ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,0 +1,108 @@
+"""The values that move between the API, the store and the monitor, and the webhook body they become."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# Request fields with a meaning of their own: everything else a client sends is metadata.
+CONTROL_FIELDS = frozenset({"user", "message", "ttl", "max_wait", "max_messages", "flush", "message_id"})
+
+
+def iso_from_ms(ms: int) -> str:
+    """Milliseconds since the epoch as ISO-8601 UTC with a Z, e.g. 2026-11-25T03:10:00.123Z."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def compact_json(value: Any) -> str:
+    """JSON as stored in Redis: no spaces, UTF-8 kept as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One validated message, ready to append."""
+
+    user: str
+    message: str | dict[str, Any]
+    ttl_ms: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    max_wait_ms: int = 0
+    max_messages: int = 0
+    flush_reason: str = ""
+
+    def item_json(self) -> str:
+        """The stored form of this message: its text, its id and its own extra fields."""
+        item: dict[str, Any] = {"m": self.message}
+        if self.message_id is not None:
+            item["id"] = self.message_id
+        if self.metadata:
+            item["x"] = self.metadata
+        return compact_json(item)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What happened to an appended message."""
+
+    status: str  # "buffered", "flushed" or "duplicate"
+    buffered: int
+    flush_at_ms: int = 0
+    batch_id: str | None = None
+    sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A batch leased to this monitor for one delivery attempt."""
+
+    user: str
+    batch_id: str
+    body: str
+    attempt: int
+    token: str
+
+
+@dataclass(frozen=True)
+class FlushedBatch:
+    """A batch the monitor sealed into the outbox."""
+
+    user: str
+    sequence: int
+    count: int
+
+
+def webhook_body(record_json: str) -> dict[str, Any]:
+    """The webhook payload of a sealed batch: the original format plus the added fields."""
+    record = json.loads(record_json)
+    items = [_item_out(received_ms, item) for received_ms, item in record["items"]]
+    messages = [item["message"] for item in items]
+    user = record["user"]
+    return {
+        **record["metadata"],
+        "user": user,
+        "user_id": user,
+        "messages": messages,
+        "processed_at": iso_from_ms(record["sealed_ms"]),
+        "batch_id": record["batch_id"],
+        "sequence": record["sequence"],
+        "message_count": len(messages),
+        "text": "\n".join(m for m in messages if isinstance(m, str)),
+        "first_message_at": iso_from_ms(record["first_ms"]),
+        "last_message_at": iso_from_ms(record["last_ms"]),
+        "flush_reason": record["flush_reason"],
+        "items": items,
+    }
+
+
+def _item_out(received_ms: int, item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(item.get("x", {}))
+    out["message"] = item["m"]
+    if "id" in item:
+        out["message_id"] = item["id"]
+    out["received_at"] = iso_from_ms(received_ms)
+    return out

@@ -1,0 +1,47 @@
+"""Listens for expired timer events. They are only hints that wake the flusher early: the due index is the clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from datafy.checks import enable_expiry_events
+from datafy.errors import StoreUnavailableError
+from datafy.store import ExpirySubscription, Store
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class ExpiryListener(threading.Thread):
+    """Subscribes to `__keyevent@<db>__:expired`, resubscribing by itself after any disconnect."""
+
+    def __init__(self, store: Store, on_expired: Callable[[str], None], stop: threading.Event) -> None:
+        super().__init__(name="expiry-listener", daemon=True)
+        self.store = store
+        self.on_expired = on_expired
+        self.stop = stop
+
+    def run(self) -> None:
+        backoff = 0.1
+        while not self.stop.is_set():
+            subscription: ExpirySubscription | None = None
+            try:
+                enable_expiry_events(self.store)  # a restarted Redis may have lost the setting
+                subscription = self.store.expiry_subscription()
+                log.info("subscribed to %s", subscription.channel)
+                backoff = 0.1
+                while not self.stop.is_set():
+                    user = subscription.next_user(timeout=POLL_SECONDS)
+                    if user is not None:
+                        self.on_expired(user)
+            except StoreUnavailableError as exc:
+                log.warning("expiry subscription lost (%s); resubscribing in %.1fs", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            finally:
+                if subscription is not None:
+                    subscription.close()

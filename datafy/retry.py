@@ -1,0 +1,46 @@
+"""Retry policy: which failures are retried, and when (pure functions)."""
+
+from __future__ import annotations
+
+import random
+import time
+from email.utils import parsedate_to_datetime
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+def is_retryable_status(status: int) -> bool:
+    """Timeouts, rate limits and server errors are retried; other 3xx/4xx replies will not change."""
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def retry_delay(
+    attempt: int, schedule: tuple[float, ...], retry_after: float | None = None, rng: random.Random | None = None
+) -> float | None:
+    """Seconds before the next try after failed attempt number `attempt` (1-based); None when retries are spent.
+
+    Step N of the schedule bounds the wait after attempt N, with full jitter (uniform in [0, step]) so a
+    receiver that comes back is not hit by every waiting batch at once. A receiver's Retry-After wins,
+    capped at the schedule's longest step.
+    """
+    if attempt > len(schedule):
+        return None
+    if retry_after is not None:
+        return min(retry_after, max(schedule))
+    return (rng or random).uniform(0, schedule[attempt - 1])

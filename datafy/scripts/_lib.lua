@@ -1,0 +1,46 @@
+-- Shared helpers, prepended by store.py to every script (Lua scripts cannot import).
+-- A user's keys arrive in KEYS in this fixed order (see store.py USER_KEYS):
+--   1 buffer, 2 meta, 3 timer, 4 dedupe, 5 sequence, 6 outbox, 7 batches, 8 due, 9 ready
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function clear_open_batch(user)
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[8], user)
+end
+
+-- Move the open batch into the user's outbox as one sealed JSON document. Messages are never decoded
+-- here: each buffer entry is already the JSON text "[received_ms,{item}]", so payloads stay byte-exact.
+-- Returns the batch's sequence number and message count, or nil when there was nothing to seal.
+local function seal(user, user_json, batch_id, reason, now, seq_ttl)
+  local items = redis.call('LRANGE', KEYS[1], 0, -1)
+  if #items == 0 then
+    clear_open_batch(user)
+    return nil
+  end
+  local meta = redis.call('HGETALL', KEYS[2])
+  local info, fields = {}, {}
+  for i = 1, #meta, 2 do
+    local name = meta[i]
+    if string.sub(name, 1, 2) == 'm:' then
+      fields[#fields + 1] = string.sub(name, 3) .. ':' .. meta[i + 1]
+    else
+      info[name] = meta[i + 1]
+    end
+  end
+  local sequence = redis.call('INCR', KEYS[5])
+  redis.call('EXPIRE', KEYS[5], seq_ttl)
+  local body = '{"batch_id":"' .. batch_id .. '","user":' .. user_json .. ',"sequence":' .. sequence
+    .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now
+    .. ',"first_ms":' .. (info.first_ms or now) .. ',"last_ms":' .. (info.last_ms or now)
+    .. ',"metadata":{' .. table.concat(fields, ',') .. '},"items":[' .. table.concat(items, ',') .. ']}'
+  redis.call('HSET', KEYS[7], batch_id, body)
+  redis.call('RPUSH', KEYS[6], batch_id)
+  -- NX keeps the score of a head batch that is in flight or waiting for a retry.
+  redis.call('ZADD', KEYS[9], 'NX', now, user)
+  clear_open_batch(user)
+  return {sequence, #items}
+end

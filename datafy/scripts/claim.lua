@@ -1,0 +1,21 @@
+-- Lease the head of a user's outbox for delivery, if it is ready. The lease is the user's ready score:
+-- pushed to now + lease_ms, so if this monitor dies the batch becomes ready again by itself.
+-- KEYS: 1 ready, 2 outbox, 3 batches.  ARGV: 1 user, 2 lease_ms, 3 lease token
+-- Reply: {batch_id, body, attempt} | false when nothing is ready for this user
+assert(#KEYS == 3 and #ARGV == 3, 'claim: 3 keys, 3 arguments')
+local user, lease, token = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local now = now_ms()
+local ready_at = tonumber(redis.call('ZSCORE', KEYS[1], user))
+if not ready_at or ready_at > now then
+  return false
+end
+local batch_id = redis.call('LINDEX', KEYS[2], 0)
+local body = batch_id and redis.call('HGET', KEYS[3], batch_id)
+if not body then
+  redis.call('ZREM', KEYS[1], user)
+  return false
+end
+local attempt = redis.call('HINCRBY', KEYS[3], 'a:' .. batch_id, 1)
+redis.call('HSET', KEYS[3], 'lease', token)
+redis.call('ZADD', KEYS[1], now + lease, user)
+return {batch_id, body, attempt}

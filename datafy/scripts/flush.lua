@@ -1,0 +1,22 @@
+-- Seal a user's open batch into the outbox: when its deadline has passed (ARGV[3] == ''), or at once
+-- with the given reason ('manual'). A newer message may have moved the deadline: then nothing happens.
+-- KEYS: the user's keys (see _lib.lua).  ARGV: 1 user, 2 user_json, 3 reason, 4 batch_id, 5 seq_ttl_s
+-- Reply: {1, sequence, count} sealed | {0, deadline_ms} not due yet | {0, 0} nothing open
+assert(#KEYS == 9 and #ARGV == 5, 'flush: 9 keys, 5 arguments')
+local user, user_json, reason, batch_id, seq_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local now = now_ms()
+if reason == '' then
+  local deadline = tonumber(redis.call('ZSCORE', KEYS[8], user))
+  if not deadline then
+    return {0, 0}
+  end
+  if deadline > now then
+    return {0, deadline}
+  end
+  reason = redis.call('HGET', KEYS[2], 'reason') or 'ttl'
+end
+local sealed = seal(user, user_json, batch_id, reason, now, seq_ttl)
+if not sealed then
+  return {0, 0}
+end
+return {1, sealed[1], sealed[2]}

@@ -1,0 +1,14 @@
+-- A delivery attempt failed and will be retried: record why and schedule the next attempt.
+-- Only the lease holder may reschedule; a stale holder's verdict is ignored.
+-- KEYS: 1 ready, 2 outbox, 3 batches.  ARGV: 1 user, 2 batch_id, 3 lease token, 4 delay_ms, 5 status, 6 error
+-- Reply: 1 scheduled | 0 lease lost
+assert(#KEYS == 3 and #ARGV == 6, 'retry: 3 keys, 6 arguments')
+local user, batch_id, token = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('LINDEX', KEYS[2], 0) ~= batch_id or redis.call('HGET', KEYS[3], 'lease') ~= token then
+  return 0
+end
+local now = now_ms()
+redis.call('HSET', KEYS[3], 's:' .. batch_id, ARGV[5], 'e:' .. batch_id, ARGV[6])
+redis.call('HDEL', KEYS[3], 'lease')
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), user)
+return 1
