@@ -13,3 +13,4 @@ timeout = 30
 graceful_timeout = 20
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
+control_socket_disable = True  # several gunicorns may share a machine (tests, bench); we do not use gunicornc

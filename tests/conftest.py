@@ -1,0 +1,90 @@
+"""Shared fixtures: a real Redis/Valkey process, settings pointing at it, the app, and a real webhook receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from datafy.config import Settings
+from datafy.dev.receiver import Receiver
+from datafy.dev.redis_server import RedisServer
+from datafy.http import create_app
+from datafy.store import Store
+
+TEST_ENV = {
+    "WEBHOOK_URL": "http://127.0.0.1:9/unused",
+    "ADMIN_API_KEY": "admin-secret",
+    "WEBHOOK_TIMEOUT": "2",
+    "DELIVERY_VISIBILITY_TIMEOUT": "5",
+    "WEBHOOK_RETRY_SCHEDULE": "0.2s,0.2s,0.2s",
+    "FLUSH_POLL_INTERVAL": "0.05",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real server for the whole session; tests that kill or freeze it start their own."""
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session server, emptied before each test."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def env(redis_server: RedisServer) -> dict[str, str]:
+    """The environment a test's processes get; tests may change it before use."""
+    return {**TEST_ENV, "REDIS_URL": redis_server.url}
+
+
+@pytest.fixture
+def settings(env: dict[str, str], redis_client: redis.Redis) -> Settings:
+    """Settings built exactly as the processes build them, from `env`."""
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    """The store of `settings`."""
+    return Store(settings)
+
+
+@pytest.fixture
+def app(settings: Settings, store: Store) -> Flask:
+    """The real Flask app on the real Redis."""
+    return create_app(settings, store)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of `app` (requests go through the whole WSGI stack)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP webhook receiver that answers 200 unless a test sets its behaviour."""
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
+    """Every key of ours in Redis."""
+    return sorted(client.scan_iter(f"{prefix}:*"))
+
+
+def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
+    """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows)."""
+    return [k for k in datafy_keys(client, prefix) if ":seq:" not in k and ":dedupe:" not in k]

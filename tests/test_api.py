@@ -1,0 +1,184 @@
+"""The HTTP API: every field rule, every bad input, and that bad input leaves nothing in Redis."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from datafy.config import Settings
+from datafy.http import create_app
+from datafy.store import Store
+from tests.conftest import datafy_keys
+
+
+def post(client: FlaskClient, body: object, path: str = "/api/message", **kwargs: object):
+    return client.post(path, data=json.dumps(body), content_type="application/json", **kwargs)
+
+
+def assert_error(response, status: int, code: str, field: str | None = None) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["success"] is False
+    assert body["error"]["code"] == code
+    assert body["error"]["field"] == field
+    assert body["error"]["message"]
+
+
+def test_message_is_buffered_with_reply_fields(client: FlaskClient, store: Store) -> None:
+    response = post(client, {"user": "5511999", "message": "oi", "ttl": 10, "name": "Ana"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["success"] is True and body["user"] == "5511999" and body["buffered"] == 1
+    assert body["message"]
+    flush_at = datetime.fromisoformat(body["flush_at"].replace("Z", "+00:00"))
+    assert abs(flush_at.timestamp() * 1000 - store.now_ms() - 10_000) < 1000
+    assert post(client, {"user": "5511999", "message": "tudo bem?"}).get_json()["buffered"] == 2
+
+
+@pytest.mark.parametrize("path", ["/api/message", "/message", "/"])
+def test_legacy_routes_accept_messages(client: FlaskClient, path: str) -> None:
+    assert post(client, {"user": "u", "message": "oi"}, path).status_code == 200
+
+
+def test_integer_user_is_its_decimal_string(client: FlaskClient) -> None:
+    assert post(client, {"user": 5511999, "message": "oi"}).get_json()["user"] == "5511999"
+
+
+def test_object_message_and_odd_user_ids_are_kept(client: FlaskClient, store: Store) -> None:
+    media = {"type": "image", "url": "https://x/y.jpg", "caption": "olha", "list": [], "n": 1.5}
+    for user in ["a:b", "{tag}", "*", "with space", "emoji 😀", "}{"]:
+        assert post(client, {"user": user, "message": media}).status_code == 200
+        snapshot = store.peek(user)
+        assert snapshot is not None and snapshot.user == user
+        assert [item["m"] for _, item in snapshot.items] == [media]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"message": "oi"}, "missing_field", "user"),
+        ({"user": None, "message": "oi"}, "missing_field", "user"),
+        ({"user": "", "message": "oi"}, "invalid_field", "user"),
+        ({"user": "x" * 257, "message": "oi"}, "invalid_field", "user"),
+        ({"user": True, "message": "oi"}, "invalid_field", "user"),
+        ({"user": 1.5, "message": "oi"}, "invalid_field", "user"),
+        ({"user": ["a"], "message": "oi"}, "invalid_field", "user"),
+        ({"user": {"id": 1}, "message": "oi"}, "invalid_field", "user"),
+        ({"user": "u"}, "missing_field", "message"),
+        ({"user": "u", "message": ""}, "invalid_field", "message"),
+        ({"user": "u", "message": 12}, "invalid_field", "message"),
+        ({"user": "u", "message": ["a"]}, "invalid_field", "message"),
+        ({"user": "u", "message": True}, "invalid_field", "message"),
+        ({"user": "u", "message": "oi", "ttl": 0}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": -1}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": 86401}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": "soon"}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": True}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": "NaN"}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": "inf"}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": [5]}, "invalid_field", "ttl"),
+    ],
+)
+def test_bad_fields_are_rejected_and_store_nothing(
+    client: FlaskClient, redis_client: redis.Redis, body: dict, code: str, field: str
+) -> None:
+    assert_error(post(client, body), 400, code, field)
+    assert datafy_keys(redis_client) == []
+
+
+def test_nan_and_infinity_literals_are_invalid_json(client: FlaskClient, redis_client: redis.Redis) -> None:
+    for raw in ('{"user": "u", "message": "oi", "ttl": NaN}', '{"user": "u", "message": "oi", "ttl": Infinity}'):
+        assert_error(client.post("/api/message", data=raw, content_type="application/json"), 400, "invalid_json")
+    overflow = client.post(
+        "/api/message", data='{"user": "u", "message": "oi", "ttl": 1e400}', content_type="application/json"
+    )
+    assert_error(overflow, 400, "invalid_field", "ttl")
+    assert datafy_keys(redis_client) == []
+
+
+def test_ttl_accepts_fractions_and_numeric_strings(client: FlaskClient) -> None:
+    assert post(client, {"user": "u", "message": "oi", "ttl": 0.5}).status_code == 200
+    assert post(client, {"user": "u", "message": "oi", "ttl": "2.5"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code"),
+    [
+        ("{not json", "application/json", 400, "invalid_json"),
+        ("", "application/json", 400, "invalid_json"),
+        ("[1, 2]", "application/json", 400, "invalid_body"),
+        ('"text"', "application/json", 400, "invalid_body"),
+        ("null", "application/json", 400, "invalid_body"),
+        ('{"user": "u", "message": "oi"}', "text/plain", 415, "unsupported_media_type"),
+        ("user=u&message=oi", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ("\xff\xfe", "application/json", 400, "invalid_json"),
+        ("[" * 100_000, "application/json", 400, "invalid_json"),
+    ],
+)
+def test_malformed_requests(
+    client: FlaskClient, redis_client: redis.Redis, data: str, content_type: str, status: int, code: str
+) -> None:
+    assert_error(client.post("/api/message", data=data, content_type=content_type), status, code)
+    assert datafy_keys(redis_client) == []
+
+
+def test_body_and_message_size_limits(client: FlaskClient, settings: Settings, redis_client: redis.Redis) -> None:
+    big_body = {"user": "u", "message": "oi", "pad": "x" * (settings.max_body_bytes + 1)}
+    assert_error(post(client, big_body), 413, "body_too_large")
+    too_long = "é" * (settings.max_message_bytes // 2 + 1)
+    assert_error(post(client, {"user": "u", "message": too_long}), 413, "message_too_large", "message")
+    big_media = {"data": "x" * settings.max_message_bytes}
+    assert_error(post(client, {"user": "u", "message": big_media}), 413, "message_too_large", "message")
+    assert datafy_keys(redis_client) == []
+    assert post(client, {"user": "u", "message": "x" * settings.max_message_bytes}).status_code == 200
+
+
+def test_unknown_routes_and_wrong_methods_are_json(client: FlaskClient) -> None:
+    assert_error(client.get("/nope"), 404, "not_found")
+    response = client.get("/api/message")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+    assert_error(client.put("/api/message", json={}), 405, "method_not_allowed")
+
+
+def test_redis_down_gives_503_with_retry_after(settings: Settings) -> None:
+    from dataclasses import replace
+
+    dead = replace(settings, redis_url="redis://127.0.0.1:1/0")
+    client = create_app(dead).test_client()
+    response = post(client, {"user": "u", "message": "oi"})
+    assert_error(response, 503, "store_unavailable")
+    assert response.headers["Retry-After"] == "1"
+    assert_error(client.get("/health"), 503, "store_unavailable")
+
+
+def test_health(client: FlaskClient) -> None:
+    assert client.get("/health").get_json() == {"status": "ok", "redis": "ok"}
+
+
+def test_api_key_protects_ingest_when_set(settings: Settings, store: Store) -> None:
+    from dataclasses import replace
+
+    client = create_app(replace(settings, api_key="k1"), store).test_client()
+    assert_error(post(client, {"user": "u", "message": "oi"}), 401, "unauthorized")
+    assert post(client, {"user": "u", "message": "oi"}, headers={"Authorization": "Bearer k1"}).status_code == 200
+    assert post(client, {"user": "u", "message": "oi"}, headers={"X-API-Key": "k1"}).status_code == 200
+
+
+def test_admin_routes_are_off_without_a_key(settings: Settings, store: Store) -> None:
+    from dataclasses import replace
+
+    client = create_app(replace(settings, admin_api_key="", api_key=""), store).test_client()
+    assert_error(client.get("/api/dead-letters"), 403, "admin_disabled")
+    assert_error(client.get("/api/chats"), 403, "admin_disabled")
+
+
+def test_admin_routes_need_the_key(client: FlaskClient) -> None:
+    assert_error(client.get("/api/dead-letters"), 401, "unauthorized")
+    assert_error(client.get("/api/dead-letters", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+    ok = client.get("/api/dead-letters", headers={"Authorization": "Bearer admin-secret"})
+    assert ok.status_code == 200 and ok.get_json()["total"] == 0

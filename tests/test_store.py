@@ -1,0 +1,191 @@
+"""The Lua scripts' contracts, through the store: append, flush, lease, acknowledge, retry, dead letters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import redis
+
+from datafy.config import Settings
+from datafy.model import IncomingMessage, webhook_body
+from datafy.store import Store
+from tests.conftest import leftover_keys
+
+
+def msg(user: str, text: object, ttl_ms: int = 50, **kwargs: object) -> IncomingMessage:
+    return IncomingMessage(user=user, message=text, ttl_ms=ttl_ms, **kwargs)  # type: ignore[arg-type]
+
+
+def deliver_all(store: Store) -> list[dict]:
+    """Claim and acknowledge every ready batch, as a monitor with a perfect webhook would."""
+    bodies = []
+    while claims := store.claim_ready(100, 10):
+        for claim in claims:
+            bodies.append(webhook_body(claim.body))
+            assert store.ack(claim)
+    return bodies
+
+
+def test_batch_is_sealed_only_after_its_deadline(store: Store, redis_client: redis.Redis) -> None:
+    store.append(msg("u1", "oi", ttl_ms=300, metadata={"name": "Ana"}))
+    store.append(msg("u1", "tudo bem?", ttl_ms=300))
+    assert store.flush_due(100) == []
+    time.sleep(0.35)
+    [flushed] = store.flush_due(100)
+    assert (flushed.user, flushed.sequence, flushed.count) == ("u1", 1, 2)
+    [body] = deliver_all(store)
+    assert body["messages"] == ["oi", "tudo bem?"]
+    assert body["user"] == body["user_id"] == "u1"
+    assert body["text"] == "oi\ntudo bem?"
+    assert body["message_count"] == 2 and body["flush_reason"] == "ttl" and body["sequence"] == 1
+    assert body["name"] == "Ana"
+    assert leftover_keys(redis_client) == []
+
+
+def test_a_newer_message_moves_the_deadline(store: Store) -> None:
+    store.append(msg("u1", "a", ttl_ms=200))
+    time.sleep(0.15)
+    store.append(msg("u1", "b", ttl_ms=200))
+    time.sleep(0.1)
+    assert store.flush_due(100) == []  # first deadline passed, but the second message moved it
+    time.sleep(0.15)
+    assert [f.count for f in store.flush_due(100)] == [2]
+
+
+def test_metadata_last_value_wins_and_reserved_names_win(store: Store) -> None:
+    store.append(msg("u1", "a", metadata={"name": "Ana", "phone": "1", "user": "spoof", "messages": "x"}))
+    store.append(msg("u1", {"type": "image", "id": "m1"}, metadata={"name": "Ana Maria", "tags": [], "o": {}}))
+    time.sleep(0.1)
+    store.flush_due(100)
+    [body] = deliver_all(store)
+    assert body["name"] == "Ana Maria" and body["phone"] == "1" and body["tags"] == [] and body["o"] == {}
+    assert body["user"] == "u1" and body["messages"] == ["a", {"type": "image", "id": "m1"}]
+    assert body["text"] == "a"
+    assert [item["message"] for item in body["items"]] == body["messages"]
+    assert body["items"][0]["phone"] == "1" and "phone" not in body["items"][1]
+
+
+def test_messages_racing_flushes_land_in_exactly_one_batch(store: Store, redis_client: redis.Redis) -> None:
+    sent = 400
+    done = threading.Event()
+
+    def flusher() -> None:
+        while not done.is_set():
+            store.flush_due(100)
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    for i in range(sent):
+        store.append(msg("racer", f"m{i}", ttl_ms=1))
+        if i % 20 == 0:
+            time.sleep(0.002)  # let deadlines pass while the flusher is mid-flight
+    done.set()
+    thread.join()
+    time.sleep(0.01)
+    store.flush_due(100)
+    bodies = deliver_all(store)
+    received = [m for body in bodies for m in body["messages"]]
+    assert received == [f"m{i}" for i in range(sent)]  # each once, in order, across batches
+    assert [b["sequence"] for b in bodies] == list(range(1, len(bodies) + 1))
+    assert len(bodies) > 1
+    assert leftover_keys(redis_client) == []
+
+
+def test_only_the_head_batch_of_a_user_is_delivered(store: Store) -> None:
+    store.append(msg("u1", "first", flush_reason="request"))
+    store.append(msg("u1", "second", flush_reason="request"))
+    store.append(msg("u2", "other", flush_reason="request"))
+    claims = store.claim_ready(10, 10)
+    assert sorted(webhook_body(c.body)["messages"][0] for c in claims) == ["first", "other"]
+    assert store.claim_ready(10, 10) == []  # u1's second waits for its first
+    first = next(c for c in claims if c.user == "u1")
+    store.ack(first)
+    [second] = store.claim_ready(10, 10)
+    assert webhook_body(second.body)["messages"] == ["second"]
+
+
+def test_a_lease_runs_out_and_another_monitor_takes_over(store: Store) -> None:
+    store.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.claim_ready(10, lease_seconds=0.1)
+    assert store.claim_ready(10, 10) == []
+    time.sleep(0.15)
+    [again] = store.claim_ready(10, 10)
+    assert again.batch_id == claim.batch_id and again.attempt == 2
+    assert not store.retry_later(claim, 1, 500, "HTTP 500")  # the first holder lost its lease
+    assert store.ack(claim)  # but a 2xx it got still counts
+    assert not store.ack(again)
+
+
+def test_retry_keeps_the_batch_and_waits(store: Store) -> None:
+    store.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.claim_ready(10, 10)
+    assert store.retry_later(claim, 0.2, 503, "HTTP 503")
+    assert store.claim_ready(10, 10) == []
+    time.sleep(0.25)
+    [again] = store.claim_ready(10, 10)
+    assert again.batch_id == claim.batch_id and again.attempt == 2
+
+
+def test_dead_letters_replay_and_delete(store: Store, redis_client: redis.Redis) -> None:
+    store.append(msg("u1", "oi", flush_reason="request"))
+    store.append(msg("u1", "next", flush_reason="request"))
+    [claim] = store.claim_ready(10, 10)
+    assert store.bury(claim, 410, "HTTP 410") == (True, 0)
+    total, [letter] = store.dead_letters(0, 10)
+    assert total == 1 and letter.batch_id == claim.batch_id
+    assert letter.info["attempts"] == 1 and letter.info["last_status"] == 410 and letter.info["user"] == "u1"
+    [following] = store.claim_ready(10, 10)  # one bad batch does not block the user's next one
+    assert webhook_body(following.body)["messages"] == ["next"]
+    store.ack(following)
+    assert store.replay_dead(claim.batch_id)
+    [replayed] = store.claim_ready(10, 10)
+    assert replayed.batch_id == claim.batch_id and replayed.attempt == 1
+    store.ack(replayed)
+    assert store.dead_letters(0, 10) == (0, [])
+    assert not store.replay_dead(claim.batch_id) and not store.delete_dead(claim.batch_id)
+    assert leftover_keys(redis_client) == []
+
+
+def test_dead_letters_are_capped(settings: Settings) -> None:
+    store = Store(replace(settings, dead_letter_max=16))  # one per partition
+    for i in range(3):
+        store.append(msg("same-user", f"m{i}", flush_reason="request"))
+    trimmed = 0
+    for _ in range(3):
+        [claim] = store.claim_ready(10, 10)
+        trimmed += store.bury(claim, 400, "HTTP 400")[1]
+    assert trimmed == 2
+    assert store.dead_letters(0, 10)[0] == 1
+
+
+def test_typing_extends_only_a_pending_batch(store: Store) -> None:
+    assert store.extend("nobody", 5000) is None
+    first = store.append(msg("u1", "oi", ttl_ms=1000)).flush_at_ms
+    extended = store.extend("u1", 5000)
+    assert extended is not None and extended >= first + 3900
+    assert store.extend("u1", 10) == extended  # never brings the deadline forward
+
+
+def test_typing_never_passes_max_wait(store: Store) -> None:
+    store.append(msg("u1", "oi", ttl_ms=1000, max_wait_ms=2000))
+    first = store.peek("u1")
+    assert first is not None
+    assert store.extend("u1", 60_000) == first.first_ms + 2000
+
+
+def test_discard_returns_what_was_pending(store: Store, redis_client: redis.Redis) -> None:
+    store.append(msg("u1", "oi", ttl_ms=10_000))
+    store.append(msg("u1", "tchau", ttl_ms=10_000))
+    assert [item["m"] for _, item in store.discard("u1")] == ["oi", "tchau"]
+    assert store.discard("u1") == []
+    assert leftover_keys(redis_client) == []
+
+
+def test_pending_chats_are_ordered_by_flush_time(store: Store) -> None:
+    for i, ttl in enumerate([3000, 1000, 2000]):
+        store.append(msg(f"user{i}", "oi", ttl_ms=ttl))
+    total, page = store.pending_chats(0, 2)
+    assert total == 3 and [user for user, _ in page] == ["user1", "user2"]
+    assert [user for user, _ in store.pending_chats(2, 2)[1]] == ["user0"]
