@@ -7,6 +7,7 @@ import time
 from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+MAX_RETRY_AFTER_SECONDS = 10 * 3600  # a receiver may ask us to wait, but not forever
 
 
 def is_retryable_status(status: int) -> bool:
@@ -37,10 +38,10 @@ def retry_delay(
 
     Step N of the schedule bounds the wait after attempt N, with full jitter (uniform in [0, step]) so a
     receiver that comes back is not hit by every waiting batch at once. A receiver's Retry-After wins,
-    capped at the schedule's longest step.
+    capped at MAX_RETRY_AFTER_SECONDS.
     """
     if attempt > len(schedule):
         return None
     if retry_after is not None:
-        return min(retry_after, max(schedule))
+        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
     return (rng or random).uniform(0, schedule[attempt - 1])

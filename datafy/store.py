@@ -38,6 +38,9 @@ def _redis_errors() -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError) as exc:
         raise StoreUnavailableError(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
+    except redis.exceptions.OutOfMemoryError as exc:
+        # A script fails at its first allocating write, before it changed anything: nothing half-done.
+        raise StoreUnavailableError(f"redis is out of memory (maxmemory): {exc}") from exc
     except redis.ResponseError as exc:
         text = str(exc)
         if text.startswith(("OOM", "MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):

@@ -26,20 +26,24 @@ class ExpiryListener(threading.Thread):
         self.stop = stop
 
     def run(self) -> None:
-        backoff = 0.1
+        backoff, connected = 0.1, True
         while not self.stop.is_set():
             subscription: ExpirySubscription | None = None
             try:
                 enable_expiry_events(self.store)  # a restarted Redis may have lost the setting
                 subscription = self.store.expiry_subscription()
                 log.info("subscribed to %s", subscription.channel)
-                backoff = 0.1
+                backoff, connected = 0.1, True
                 while not self.stop.is_set():
                     user = subscription.next_user(timeout=POLL_SECONDS)
                     if user is not None:
                         self.on_expired(user)
             except StoreUnavailableError as exc:
-                log.warning("expiry subscription lost (%s); resubscribing in %.1fs", exc, backoff)
+                # One warning per outage; the retries in between only at debug level.
+                log.log(
+                    logging.WARNING if connected else logging.DEBUG, "expiry subscription lost (%s); resubscribing", exc
+                )
+                connected = False
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:

@@ -1,0 +1,76 @@
+"""The delivery oracle: every acknowledged message delivered, duplicates only under the same batch_id."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import redis
+import requests
+
+from datafy.dev.receiver import Receiver
+from tests.conftest import leftover_keys
+
+
+@dataclass
+class Ledger:
+    """What the API acknowledged (2xx) and what it refused, per user, in send order."""
+
+    acked: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    refused: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, session: requests.Session, api_url: str, user: str, text: str, ttl: float = 1) -> int:
+        """POST one message and record the outcome; connection failures count as refused."""
+        try:
+            status = session.post(
+                f"{api_url}/api/message", json={"user": user, "message": text, "ttl": ttl}, timeout=30
+            ).status_code
+        except requests.RequestException:
+            status = 0
+        with self.lock:
+            self.statuses[status] += 1
+            (self.acked if 200 <= status < 300 else self.refused)[user].append(text)
+        return status
+
+    @property
+    def acked_count(self) -> int:
+        return sum(len(v) for v in self.acked.values())
+
+
+def delivered_messages(receiver: Receiver) -> dict[str, list[str]]:
+    """Per user, the messages of each distinct delivered batch, in sequence order."""
+    batches: dict[str, dict] = {}
+    for body in list(receiver.delivered):
+        previous = batches.setdefault(body["batch_id"], body)
+        assert previous["messages"] == body["messages"], "a batch_id was reused for other content"
+    per_user: dict[str, list[str]] = defaultdict(list)
+    for body in sorted(batches.values(), key=lambda b: (b["user"], b["sequence"])):
+        per_user[body["user"]].extend(body["messages"])
+    return per_user
+
+
+def assert_all_delivered(ledger: Ledger, receiver: Receiver, client: redis.Redis | None = None) -> None:
+    """Each acknowledged message arrives once per distinct batch, in order; refused ones at most once."""
+    delivered = delivered_messages(receiver)
+    for user, acked in ledger.acked.items():
+        got = delivered.get(user, [])
+        assert len(got) == len(set(got)), f"{user}: a message is in two different batches"
+        missing = [m for m in acked if m not in got]
+        assert not missing, f"{user}: {len(missing)} acknowledged message(s) never delivered: {missing[:5]}"
+        sent_order = [m for m in got if m in set(acked)]
+        assert sent_order == acked, f"{user}: delivered out of order"
+    if client is not None:
+        assert leftover_keys(client) == []
+
+
+def all_acked_delivered(ledger: Ledger):
+    """A predicate for Receiver.wait_for."""
+
+    def check(receiver: Receiver) -> bool:
+        delivered = delivered_messages(receiver)
+        return all(set(msgs) <= set(delivered.get(user, [])) for user, msgs in list(ledger.acked.items()))
+
+    return check
