@@ -81,6 +81,22 @@ def test_object_message_and_odd_user_ids_are_kept(client: FlaskClient, store: St
         ({"user": "u", "message": "oi", "ttl": "NaN"}, "invalid_field", "ttl"),
         ({"user": "u", "message": "oi", "ttl": "inf"}, "invalid_field", "ttl"),
         ({"user": "u", "message": "oi", "ttl": [5]}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "max_wait": 0}, "invalid_field", "max_wait"),
+        ({"user": "u", "message": "oi", "max_wait": -3}, "invalid_field", "max_wait"),
+        ({"user": "u", "message": "oi", "max_wait": 86401}, "invalid_field", "max_wait"),
+        ({"user": "u", "message": "oi", "max_wait": "later"}, "invalid_field", "max_wait"),
+        ({"user": "u", "message": "oi", "max_wait": False}, "invalid_field", "max_wait"),
+        ({"user": "u", "message": "oi", "max_messages": 0}, "invalid_field", "max_messages"),
+        ({"user": "u", "message": "oi", "max_messages": 1001}, "invalid_field", "max_messages"),
+        ({"user": "u", "message": "oi", "max_messages": 2.5}, "invalid_field", "max_messages"),
+        ({"user": "u", "message": "oi", "max_messages": "3"}, "invalid_field", "max_messages"),
+        ({"user": "u", "message": "oi", "max_messages": True}, "invalid_field", "max_messages"),
+        ({"user": "u", "message": "oi", "flush": "yes"}, "invalid_field", "flush"),
+        ({"user": "u", "message": "oi", "flush": 1}, "invalid_field", "flush"),
+        ({"user": "u", "message": "oi", "message_id": ""}, "invalid_field", "message_id"),
+        ({"user": "u", "message": "oi", "message_id": "x" * 257}, "invalid_field", "message_id"),
+        ({"user": "u", "message": "oi", "message_id": {"id": 1}}, "invalid_field", "message_id"),
+        ({"user": "u", "message": "oi", "message_id": False}, "invalid_field", "message_id"),
     ],
 )
 def test_bad_fields_are_rejected_and_store_nothing(
@@ -182,3 +198,56 @@ def test_admin_routes_need_the_key(client: FlaskClient) -> None:
     assert_error(client.get("/api/dead-letters", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
     ok = client.get("/api/dead-letters", headers={"Authorization": "Bearer admin-secret"})
     assert ok.status_code == 200 and ok.get_json()["total"] == 0
+
+
+def test_duplicate_message_id_is_ignored(client: FlaskClient, store: Store) -> None:
+    first = post(client, {"user": "u", "message": "oi", "message_id": "wamid.1"}).get_json()
+    again = post(client, {"user": "u", "message": "oi", "message_id": "wamid.1"}).get_json()
+    assert "duplicate" not in first and again["duplicate"] is True and again["buffered"] == 1
+    assert post(client, {"user": "other", "message": "oi", "message_id": "wamid.1"}).get_json().get("duplicate") is None
+    snapshot = store.peek("u")
+    assert snapshot is not None and len(snapshot.items) == 1
+
+
+def test_flush_true_and_keywords_flush_at_once(settings: Settings, store: Store) -> None:
+    from dataclasses import replace
+
+    from datafy.config import normalize_keyword
+
+    keywords = frozenset(normalize_keyword(w) for w in ["pronto", "É só isso"])
+    client = create_app(replace(settings, flush_keywords=keywords), store).test_client()
+    reply = post(client, {"user": "u", "message": "oi", "flush": True}).get_json()
+    assert reply["flushed"] is True and reply["batch_id"] and reply["buffered"] == 1
+    post(client, {"user": "k", "message": "quero pizza"})
+    reply = post(client, {"user": "k", "message": "  e so ISSO "}).get_json()
+    assert reply["flushed"] is True and reply["buffered"] == 2
+    assert post(client, {"user": "k", "message": "prontos"}).get_json().get("flushed") is None
+
+
+def test_typing_route(client: FlaskClient) -> None:
+    assert post(client, {"user": "u", "ttl": 5}, "/api/typing").get_json()["pending"] is False
+    post(client, {"user": "u", "message": "oi", "ttl": 1})
+    reply = post(client, {"user": "u", "ttl": 5}, "/api/typing").get_json()
+    assert reply["pending"] is True and reply["flush_at"]
+    assert_error(post(client, {"ttl": 5}, "/api/typing"), 400, "missing_field", "user")
+    assert_error(post(client, {"user": "u", "ttl": -1}, "/api/typing"), 400, "invalid_field", "ttl")
+
+
+def test_chat_admin_routes(client: FlaskClient, redis_client: redis.Redis) -> None:
+    admin = {"Authorization": "Bearer admin-secret"}
+    post(client, {"user": "a:b c", "message": "oi", "ttl": 30})
+    post(client, {"user": "a:b c", "message": {"type": "audio"}, "ttl": 30})
+    post(client, {"user": "z", "message": "x", "ttl": 10})
+    listing = client.get("/api/chats?limit=10", headers=admin).get_json()
+    assert listing["total"] == 2 and [c["user"] for c in listing["chats"]] == ["z", "a:b c"]
+    peek = client.get("/api/chats/a:b c", headers=admin).get_json()
+    assert peek["count"] == 2 and peek["messages"] == ["oi", {"type": "audio"}] and peek["flush_at"]
+    assert peek["first_message_at"]
+    discarded = client.delete("/api/chats/a:b c", headers=admin).get_json()
+    assert discarded["discarded"] == 2 and discarded["messages"] == ["oi", {"type": "audio"}]
+    assert_error(client.get("/api/chats/a:b c", headers=admin), 404, "not_found", "user")
+    flushed = client.post("/api/chats/z/flush", headers=admin).get_json()
+    assert flushed["flushed"] == 1 and flushed["sequence"] == 1
+    assert_error(client.post("/api/chats/z/flush", headers=admin), 404, "not_found", "user")
+    assert_error(client.get("/api/chats?limit=0", headers=admin), 400, "invalid_field", "limit")
+    assert_error(client.get("/api/chats?offset=x", headers=admin), 400, "invalid_field", "offset")
