@@ -1,0 +1,63 @@
+"""Settings: defaults, conversions, and one clear line naming the variable when a value is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from datafy.config import Settings, normalize_keyword, parse_duration
+from datafy.errors import ConfigurationError
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.redis_url == "redis://localhost:6379/0" and s.redis_prefix == "datafy"
+    assert (s.default_ttl, s.max_ttl, s.webhook_concurrency, s.webhook_timeout) == (15, 86400, 32, 15)
+    assert s.webhook_retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert (s.max_batch_messages, s.dead_letter_max, s.flush_poll_interval) == (1000, 10000, 0.1)
+    assert s.admin_key == ""
+
+
+def test_host_port_password_build_the_url_and_redis_url_wins() -> None:
+    s = Settings.from_env({"REDIS_HOST": "redis", "REDIS_PORT": "6380", "REDIS_PASSWORD": "p@ss:w/rd", "REDIS_DB": "2"})
+    assert s.redis_url == "redis://:p%40ss%3Aw%2Frd@redis:6380/2" and s.redis_db == 2
+    assert "p%40ss" not in s.redis_url_redacted and "***" in s.redis_url_redacted
+    s = Settings.from_env({"REDIS_HOST": "ignored", "REDIS_URL": "redis://other:1/3"})
+    assert s.redis_url == "redis://other:1/3" and s.redis_db == 3
+
+
+def test_admin_key_falls_back_to_api_key() -> None:
+    assert Settings.from_env({"API_KEY": "a"}).admin_key == "a"
+    assert Settings.from_env({"API_KEY": "a", "ADMIN_API_KEY": "b"}).admin_key == "b"
+
+
+def test_durations_schedules_and_keywords() -> None:
+    assert parse_duration("250ms") == 0.25 and parse_duration("5m") == 300 and parse_duration("2") == 2
+    assert Settings.from_env({"WEBHOOK_RETRY_SCHEDULE": "1s, 2m,3h"}).webhook_retry_schedule == (1, 120, 10800)
+    assert Settings.from_env({"DEDUPE_WINDOW": "10m"}).dedupe_window == 600
+    assert Settings.from_env({"FLUSH_KEYWORDS": "Pronto, É isso ,"}).flush_keywords == {"pronto", "e isso"}
+    assert normalize_keyword("  ÓTIMO ") == "otimo"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DEFAULT_TTL": "abc"}, "DEFAULT_TTL"),
+        ({"DEFAULT_TTL": "0"}, "DEFAULT_TTL"),
+        ({"MAX_TTL": "nan"}, "MAX_TTL"),
+        ({"REDIS_PORT": "http"}, "REDIS_PORT"),
+        ({"WEBHOOK_CONCURRENCY": "0"}, "WEBHOOK_CONCURRENCY"),
+        ({"WEBHOOK_URL": "ftp://x"}, "WEBHOOK_URL"),
+        ({"REDIS_URL": "mysql://x"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://x/abc"}, "REDIS_URL"),
+        ({"REDIS_PREFIX": "a{b}"}, "REDIS_PREFIX"),
+        ({"WEBHOOK_RETRY_SCHEDULE": "5s,soon"}, "WEBHOOK_RETRY_SCHEDULE"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"DEFAULT_TTL": "100", "MAX_TTL": "50"}, "DEFAULT_TTL"),
+        ({"DELIVERY_VISIBILITY_TIMEOUT": "10", "WEBHOOK_TIMEOUT": "15"}, "DELIVERY_VISIBILITY_TIMEOUT"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Settings.from_env(env)
+    assert variable in str(error.value) and "\n" not in str(error.value)

@@ -1,0 +1,41 @@
+"""Retry policy: what is retried, the jittered schedule, and Retry-After."""
+
+from __future__ import annotations
+
+import random
+import time
+from email.utils import formatdate
+
+import pytest
+
+from datafy.retry import MAX_RETRY_AFTER_SECONDS, is_retryable_status, parse_retry_after, retry_delay
+
+SCHEDULE = (5.0, 300.0, 1800.0)
+
+
+def test_retryable_statuses() -> None:
+    assert all(is_retryable_status(s) for s in (408, 425, 429, 500, 502, 503, 504))
+    assert not any(is_retryable_status(s) for s in (301, 302, 400, 401, 403, 404, 410, 422))
+
+
+def test_delay_is_full_jitter_within_each_step_and_ends() -> None:
+    rng = random.Random(7)
+    for attempt, step in enumerate(SCHEDULE, start=1):
+        delays = [retry_delay(attempt, SCHEDULE, rng=rng) for _ in range(200)]
+        assert all(d is not None and 0 <= d <= step for d in delays)
+        assert max(delays) > step * 0.8 and min(delays) < step * 0.2  # spread over the whole step
+    assert retry_delay(len(SCHEDULE) + 1, SCHEDULE) is None
+
+
+def test_retry_after_wins_and_is_capped() -> None:
+    assert retry_delay(1, SCHEDULE, retry_after=42) == 42
+    assert retry_delay(1, SCHEDULE, retry_after=10**9) == MAX_RETRY_AFTER_SECONDS
+    assert retry_delay(4, SCHEDULE, retry_after=1) is None
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("120") == 120
+    now = time.time()
+    assert parse_retry_after(formatdate(now + 60, usegmt=True), now=now) == pytest.approx(60, abs=1.5)
+    assert parse_retry_after(formatdate(now - 60, usegmt=True), now=now) == 0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None and parse_retry_after("") is None
