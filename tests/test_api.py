@@ -251,3 +251,14 @@ def test_chat_admin_routes(client: FlaskClient, redis_client: redis.Redis) -> No
     assert_error(client.post("/api/chats/z/flush", headers=admin), 404, "not_found", "user")
     assert_error(client.get("/api/chats?limit=0", headers=admin), 400, "invalid_field", "limit")
     assert_error(client.get("/api/chats?offset=x", headers=admin), 400, "invalid_field", "offset")
+
+
+def test_env_defaults_for_max_wait_and_max_messages(settings: Settings, store: Store) -> None:
+    from dataclasses import replace
+
+    client = create_app(replace(settings, max_messages=2, max_wait=5), store).test_client()
+    first = post(client, {"user": "u", "message": "a", "ttl": 60}).get_json()
+    snapshot = store.peek("u")
+    assert snapshot is not None and snapshot.flush_at_ms == snapshot.first_ms + 5000  # max_wait caps ttl 60
+    assert "flushed" not in first
+    assert post(client, {"user": "u", "message": "b", "ttl": 60}).get_json()["flushed"] is True  # MAX_MESSAGES=2
