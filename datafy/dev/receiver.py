@@ -35,6 +35,14 @@ class Received:
 Behaviour = Callable[[dict[str, Any], int], Reply]  # (batch, nth POST of this batch_id) -> Reply
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (a killed monitor) is routine here, not a traceback."""
+        log.debug("connection from %s ended abruptly", client_address)
+
+
 class Receiver:
     """A threaded HTTP server on 127.0.0.1 that answers every POST according to `behaviour`."""
 
@@ -47,8 +55,7 @@ class Receiver:
         self.delivered: list[dict[str, Any]] = []  # bodies answered with 2xx
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True)
 
     @property

@@ -81,14 +81,14 @@ def start_monitor(env: dict[str, str], tmp_path: Path, name: str = "monitor") ->
     return proc
 
 
-def wait_http(proc: Proc, url: str, timeout: float = 20.0) -> None:
-    """Wait until `url` answers 200 (or fail with the process's log)."""
+def wait_http(proc: Proc, url: str, timeout: float = 20.0, ok_statuses: tuple[int, ...] = (200,)) -> None:
+    """Wait until `url` answers one of `ok_statuses` (or fail with the process's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.process.poll() is not None:
             raise AssertionError(f"{proc.name} exited early:\n{proc.log()}")
         with suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code == 200:
+            if requests.get(url, timeout=1).status_code in ok_statuses:
                 return
         time.sleep(0.05)
     raise AssertionError(f"{proc.name} not ready at {url}:\n{proc.log()}")
