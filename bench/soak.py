@@ -27,7 +27,7 @@ import requests
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import RedisServer
 from tests.e2e.oracle import Ledger, all_acked_delivered, assert_all_delivered
-from tests.e2e.processes import start_api, start_monitor
+from tests.e2e.processes import Proc, start_api, start_monitor
 
 
 def flaky(batch: dict, nth: int) -> Reply:
@@ -57,26 +57,27 @@ def main() -> int:
         "DELIVERY_VISIBILITY_TIMEOUT": "5",
         "WEBHOOK_RETRY_SCHEDULE": ",".join(["2s"] * 20),
     }
-    api = start_api(env, tmp)
-    monitors = [start_monitor(env, tmp, name=f"monitor-{i}") for i in range(2)]
     ledger, stop = Ledger(), threading.Event()
     faults: dict[str, int] = {}
-
-    def load(worker: int) -> None:
-        session, n, interval = requests.Session(), 0, 8 / args.rate
-        while not stop.is_set():
-            # Each user belongs to one sender, so "the order we sent" is well defined for the oracle.
-            user = f"soak-{worker}-{random.randrange(args.users // 8)}"
-            ledger.send(session, api.extra["url"], user, f"w{worker}-{n}", ttl=random.uniform(0.5, 3))
-            n += 1
-            time.sleep(interval)
-
-    workers = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(8)]
-    for worker in workers:
-        worker.start()
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    end = time.monotonic() + args.minutes * 60
+    monitors: list[Proc] = []
+    api = start_api(env, tmp)
     try:
+        monitors.extend(start_monitor(env, tmp, name=f"monitor-{i}") for i in range(2))
+
+        def load(worker: int) -> None:
+            session, n, interval = requests.Session(), 0, 8 / args.rate
+            while not stop.is_set():
+                # Each user belongs to one sender, so "the order we sent" is well defined for the oracle.
+                user = f"soak-{worker}-{random.randrange(args.users // 8)}"
+                ledger.send(session, api.extra["url"], user, f"w{worker}-{n}", ttl=random.uniform(0.5, 3))
+                n += 1
+                time.sleep(interval)
+
+        workers = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(8)]
+        for worker in workers:
+            worker.start()
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        end = time.monotonic() + args.minutes * 60
         while time.monotonic() < end:
             time.sleep(random.uniform(3, 8))
             fault = random.choice(["kill-monitor", "kill-subscriber", "restart-redis", "freeze-redis"])

@@ -154,7 +154,8 @@ class Store:
             *meta_args,
         ]
         with _redis_errors():
-            reply = self._scripts["append"](keys=self._user_keys(msg.user), args=args)
+            keys = [*self._user_keys(msg.user), self.keys.user(msg.user).dedupe]
+            reply = self._scripts["append"](keys=keys, args=args)
         status = reply[0]
         if status == "flushed":
             return AppendResult("flushed", int(reply[1]), batch_id=reply[2], sequence=int(reply[3]))
@@ -355,7 +356,7 @@ class Store:
     def _user_keys(self, user: str) -> list[str]:
         k: UserKeys = self.keys.user(user)
         part = self.keys.indexes_of(user)
-        return [k.buffer, k.meta, k.timer, k.dedupe, k.sequence, k.outbox, k.batches, part.due, part.ready]
+        return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready]
 
     def _flush_args(self, user: str, reason: str) -> list[str | int]:
         return [user, compact_json(user), reason, new_batch_id(), SEQUENCE_TTL_SECONDS]

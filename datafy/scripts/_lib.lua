@@ -1,6 +1,6 @@
 -- Shared helpers, prepended by store.py to every script (Lua scripts cannot import).
 -- A user's keys arrive in KEYS in this fixed order (see store.py USER_KEYS):
---   1 buffer, 2 meta, 3 timer, 4 dedupe, 5 sequence, 6 outbox, 7 batches, 8 due, 9 ready
+--   1 buffer, 2 meta, 3 timer, 4 sequence, 5 outbox, 6 batches, 7 due, 8 ready
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -9,7 +9,7 @@ end
 
 local function clear_open_batch(user)
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  redis.call('ZREM', KEYS[8], user)
+  redis.call('ZREM', KEYS[7], user)
 end
 
 -- Move the open batch into the user's outbox as one sealed JSON document. Messages are never decoded
@@ -31,16 +31,16 @@ local function seal(user, user_json, batch_id, reason, now, seq_ttl)
       info[name] = meta[i + 1]
     end
   end
-  local sequence = redis.call('INCR', KEYS[5])
-  redis.call('EXPIRE', KEYS[5], seq_ttl)
+  local sequence = redis.call('INCR', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], seq_ttl)
   local body = '{"batch_id":"' .. batch_id .. '","user":' .. user_json .. ',"sequence":' .. sequence
     .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now
     .. ',"first_ms":' .. (info.first_ms or now) .. ',"last_ms":' .. (info.last_ms or now)
     .. ',"metadata":{' .. table.concat(fields, ',') .. '},"items":[' .. table.concat(items, ',') .. ']}'
-  redis.call('HSET', KEYS[7], batch_id, body)
-  redis.call('RPUSH', KEYS[6], batch_id)
+  redis.call('HSET', KEYS[6], batch_id, body)
+  redis.call('RPUSH', KEYS[5], batch_id)
   -- NX keeps the score of a head batch that is in flight or waiting for a retry.
-  redis.call('ZADD', KEYS[9], 'NX', now, user)
+  redis.call('ZADD', KEYS[8], 'NX', now, user)
   clear_open_batch(user)
   return {sequence, #items}
 end
