@@ -2,15 +2,25 @@
 
 import os
 
+from dotenv import load_dotenv
+
+load_dotenv()  # so PORT, WEB_CONCURRENCY, ... in .env apply to a plain `gunicorn api:app` too
+
+
+def _env(name: str, default: str) -> str:
+    """An empty variable (as compose's env_file passes it) means the default, as in datafy/config.py."""
+    return os.environ.get(name, "").strip() or default
+
+
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * _cores + 1))
+bind = f"{_env('HOST', '0.0.0.0')}:{_env('PORT', '5000')}"
+workers = int(_env("WEB_CONCURRENCY", str(2 * _cores + 1)))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+threads = int(_env("GUNICORN_THREADS", "4"))
 keepalive = 5
 timeout = 30
 graceful_timeout = 20
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+accesslog = _env("GUNICORN_ACCESS_LOG", "") or None
 errorlog = "-"
 control_socket_disable = True  # several gunicorns may share a machine (tests, bench); we do not use gunicornc
