@@ -14,8 +14,8 @@ from pathlib import Path
 
 import redis
 
+from datafy.dev.processes import start, wait_http
 from datafy.dev.redis_server import RedisServer, free_port
-from tests.e2e.processes import start, wait_http
 
 
 def machine_facts(server: RedisServer | None = None) -> str:

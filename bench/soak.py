@@ -24,10 +24,10 @@ from pathlib import Path
 import redis
 import requests
 
+from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from datafy.dev.processes import Proc, start_api, start_monitor
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import RedisServer
-from tests.e2e.oracle import Ledger, all_acked_delivered, assert_all_delivered
-from tests.e2e.processes import Proc, start_api, start_monitor
 
 
 def flaky(batch: dict, nth: int) -> Reply:

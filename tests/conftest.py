@@ -78,13 +78,3 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
-
-
-def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
-    """Every key of ours in Redis."""
-    return sorted(client.scan_iter(f"{prefix}:*"))
-
-
-def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
-    """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows)."""
-    return [k for k in datafy_keys(client, prefix) if ":seq:" not in k and ":dedupe:" not in k]

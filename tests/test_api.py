@@ -10,9 +10,9 @@ import redis
 from flask.testing import FlaskClient
 
 from datafy.config import Settings
+from datafy.dev.oracle import datafy_keys
 from datafy.http import create_app
 from datafy.store import Store
-from tests.conftest import datafy_keys
 
 
 def post(client: FlaskClient, body: object, path: str = "/api/message", **kwargs: object):

@@ -9,9 +9,9 @@ from dataclasses import replace
 import redis
 
 from datafy.config import Settings
+from datafy.dev.oracle import leftover_keys
 from datafy.model import IncomingMessage, webhook_body
 from datafy.store import Store
-from tests.conftest import leftover_keys
 
 
 def msg(user: str, text: object, ttl_ms: int = 50, **kwargs: object) -> IncomingMessage:

@@ -11,9 +11,10 @@ import pytest
 import redis
 import requests
 
+from datafy.dev.oracle import leftover_keys
+from datafy.dev.processes import system
 from datafy.dev.receiver import Receiver
-from tests.conftest import TEST_ENV, leftover_keys
-from tests.e2e.processes import system
+from tests.conftest import TEST_ENV
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
 

@@ -22,10 +22,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from datafy.config import Settings
+from datafy.dev.oracle import datafy_keys
+from datafy.dev.processes import Proc, free_port, process_env, running, start, wait_http, wait_log
 from datafy.dev.receiver import Receiver
 from datafy.dev.redis_server import PROJECT_ROOT, REDIS_CONF, find_server_binary
-from tests.conftest import datafy_keys
-from tests.e2e.processes import Proc, free_port, process_env, running, start, wait_http, wait_log
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 DOCKERFILE_MONITOR = PROJECT_ROOT / "Dockerfile.monitor"

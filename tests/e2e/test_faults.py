@@ -13,11 +13,11 @@ import pytest
 import redis
 import requests
 
+from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from datafy.dev.processes import running, start_api, start_monitor, system, wait_log
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import RedisServer
 from tests.conftest import TEST_ENV
-from tests.e2e.oracle import Ledger, all_acked_delivered, assert_all_delivered
-from tests.e2e.processes import running, start_api, start_monitor, system, wait_log
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
 

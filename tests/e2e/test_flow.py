@@ -10,9 +10,9 @@ from pathlib import Path
 import redis
 import requests
 
+from datafy.dev.oracle import leftover_keys
+from datafy.dev.processes import system
 from datafy.dev.receiver import Receiver
-from tests.conftest import leftover_keys
-from tests.e2e.processes import system
 
 
 def ts(iso: str) -> float:

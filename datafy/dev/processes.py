@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests: gunicorn and the monitor, started as users start them, stopped by PID."""
+"""Real processes for end-to-end tests, benchmarks and the soak: gunicorn and the monitor, stopped by PID."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The delivery oracle: every acknowledged message delivered, duplicates only under the same batch_id."""
+"""The delivery oracle (tests, soak): every acknowledged message delivered, duplicates only under the same batch_id."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import redis
 import requests
 
 from datafy.dev.receiver import Receiver
-from tests.conftest import leftover_keys
 
 
 @dataclass
@@ -74,3 +73,13 @@ def all_acked_delivered(ledger: Ledger):
         return all(set(msgs) <= set(delivered.get(user, [])) for user, msgs in list(ledger.acked.items()))
 
     return check
+
+
+def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
+    """Every key of ours in Redis."""
+    return sorted(client.scan_iter(f"{prefix}:*"))
+
+
+def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
+    """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows)."""
+    return [k for k in datafy_keys(client, prefix) if ":seq:" not in k and ":dedupe:" not in k]
