@@ -16,6 +16,9 @@ end
 -- here: each buffer entry is already the JSON text "[received_ms,{item}]", so payloads stay byte-exact.
 -- Returns the batch's sequence number and message count, or nil when there was nothing to seal.
 local function seal(user, user_json, batch_id, reason, now, seq_ttl)
+  -- A write that frees memory comes first: once a script has written, Redis lets it finish even at
+  -- maxmemory, so batches keep moving out (and memory keeps freeing) while the API answers 503.
+  redis.call('DEL', KEYS[3])
   local items = redis.call('LRANGE', KEYS[1], 0, -1)
   if #items == 0 then
     clear_open_batch(user)

@@ -15,6 +15,7 @@ if not body then
   redis.call('ZREM', KEYS[1], user)
   return false
 end
+redis.call('HDEL', KEYS[3], 'lease') -- first a write that frees memory: see seal() in _lib.lua
 local attempt = redis.call('HINCRBY', KEYS[3], 'a:' .. batch_id, 1)
 redis.call('HSET', KEYS[3], 'lease', token)
 redis.call('ZADD', KEYS[1], now + lease, user)

@@ -283,8 +283,12 @@ def test_out_of_memory_answers_503_and_keeps_what_was_stored(
             if ledger.send(session, url, f"oom{i % 50}", f"{i}-" + "x" * 500, ttl=1) == 503:
                 break
         assert ledger.statuses[503] == 1 and ledger.acked_count > 100
-        client.config_set("maxmemory", 0)
+        # Still at maxmemory: the monitor drains anyway (sealing and delivering free memory) ...
         with running(start_monitor(env, tmp_path)):
             assert receiver.wait_for(all_acked_delivered(ledger), timeout=20)
+            # ... and then the API takes messages again, by itself.
+            assert ledger.send(session, url, "after", "memory is free again", ttl=0.2) == 200
+            assert receiver.wait_for(all_acked_delivered(ledger), timeout=10)
+        client.config_set("maxmemory", 0)
     assert set(ledger.statuses) == {200, 503}
     assert_all_delivered(ledger, receiver, client)
