@@ -1,16 +1,32 @@
-"""The framework ceiling: the same Flask + Gunicorn stack parsing the same JSON, without touching Redis."""
+"""Framework ceilings: the same Flask + Gunicorn stack parsing the same JSON, without our logic.
+
+`app`: parse and answer, no Redis (the framework's limit). `app_with_redis_round_trip`: the same plus one
+Redis PING, the least any design must add to store a message before answering (the I/O floor).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 
+import redis
 from flask import Flask, Response, jsonify, request
 
-app = Flask("ceiling")
+
+def _make(with_redis: bool) -> Flask:
+    app = Flask("ceiling")
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://localhost:6379/0")) if with_redis else None
+
+    @app.post("/api/message")
+    def append_message() -> Response:
+        """Parse the body and answer like the real route would, minus our work."""
+        body = json.loads(request.get_data())
+        if client is not None:
+            client.ping()
+        return jsonify({"success": True, "user": str(body["user"]), "buffered": 1, "flush_at": "", "message": "ok"})
+
+    return app
 
 
-@app.post("/api/message")
-def append_message() -> Response:
-    """Parse the body and answer like the real route would, minus Redis."""
-    body = json.loads(request.get_data())
-    return jsonify({"success": True, "user": str(body["user"]), "buffered": 1, "flush_at": "", "message": "ok"})
+app = _make(with_redis=False)
+app_with_redis_round_trip = _make(with_redis=True)
