@@ -29,7 +29,7 @@ async def main(port: int, out_path: str) -> None:
                 body = await reader.readexactly(length)
                 records.append((time.time(), body))
                 writer.write(RESPONSE)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)

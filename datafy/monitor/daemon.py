@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from datafy.checks import check_redis
@@ -31,7 +32,10 @@ class Monitor:
         self.webhook = WebhookClient(settings.webhook_url, settings.webhook_timeout, settings.webhook_concurrency)
         self.deliverer = Deliverer(settings, self.store, self.webhook)
         self.stopping = threading.Event()
-        self.wake = threading.Event()
+        self.wake = threading.Event()  # run the loop now rather than at the next poll
+        self.hint = threading.Event()  # an expired event came: flush now
+        # Claims are batched: one round trip leases work for several free workers.
+        self._claim_batch = max(1, settings.webhook_concurrency // 4)
         self.in_flight: set[Future[None]] = set()
         self._in_flight_lock = threading.Lock()
 
@@ -48,7 +52,7 @@ class Monitor:
             s.redis_url_redacted, _redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
         )  # fmt: skip
         check_redis(self.store)
-        listener = ExpiryListener(self.store, lambda user: self.wake.set(), self.stopping)
+        listener = ExpiryListener(self.store, self._expired, self.stopping)
         listener.start()
         pool = ThreadPoolExecutor(max_workers=s.webhook_concurrency, thread_name_prefix="deliver")
         try:
@@ -60,11 +64,14 @@ class Monitor:
         return unfinished
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
-        outage_backoff = 0.0
+        outage_backoff, next_flush = 0.0, 0.0
         while not self.stopping.is_set():
-            self.wake.clear()
             try:
-                self.run_once(pool)
+                if time.monotonic() >= next_flush or self.hint.is_set():
+                    self.hint.clear()
+                    self.flush_due()
+                    next_flush = time.monotonic() + self.settings.flush_poll_interval
+                self.claim(pool)
                 if outage_backoff:
                     log.info("redis reachable again; resuming")
                 outage_backoff = 0.0
@@ -74,12 +81,16 @@ class Monitor:
                 outage_backoff = min(max(outage_backoff * 2, 0.1), MAX_OUTAGE_BACKOFF_SECONDS)
                 self.stopping.wait(outage_backoff)
                 continue
-            self.wake.wait(self.settings.flush_poll_interval)
+            self.wake.wait(max(0.0, next_flush - time.monotonic()))
+            self.wake.clear()
 
-    def run_once(self, pool: ThreadPoolExecutor) -> None:
-        """One pass: seal what is due, then lease as many ready batches as there are free workers."""
+    def flush_due(self) -> None:
+        """Seal every batch whose deadline has passed into its user's outbox."""
         for flushed in self.store.flush_due(FLUSH_BATCH_PER_PARTITION):
-            log.info("flushed user=%s seq=%d messages=%d", flushed.user, flushed.sequence, flushed.count)
+            log.debug("flushed user=%s seq=%d messages=%d", flushed.user, flushed.sequence, flushed.count)
+
+    def claim(self, pool: ThreadPoolExecutor) -> None:
+        """Lease ready batches for the free workers and start delivering them."""
         free = self.settings.webhook_concurrency - len(self.in_flight)
         for claim in self.store.claim_ready(free, self.settings.delivery_visibility_timeout):
             future = pool.submit(self.deliverer.deliver, claim)
@@ -87,10 +98,16 @@ class Monitor:
                 self.in_flight.add(future)
             future.add_done_callback(self._finished)
 
+    def _expired(self, user: str) -> None:
+        self.hint.set()
+        self.wake.set()
+
     def _finished(self, future: Future[None]) -> None:
         with self._in_flight_lock:
             self.in_flight.discard(future)
-        self.wake.set()  # a worker is free: claim more without waiting for the next poll
+            free = self.settings.webhook_concurrency - len(self.in_flight)
+        if free >= self._claim_batch:
+            self.wake.set()  # enough workers are free to be worth a claim round trip before the next poll
 
     def _drain(self, pool: ThreadPoolExecutor) -> int:
         with self._in_flight_lock:
