@@ -24,7 +24,7 @@ from pathlib import Path
 import redis
 import requests
 
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, wait_until_drained
 from datafy.dev.processes import Proc, start_api, start_monitor
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import RedisServer
@@ -102,8 +102,7 @@ def main() -> int:
         for worker in workers:
             worker.join()
         print(f"load done: {ledger.acked_count} acknowledged, statuses {dict(ledger.statuses)}; waiting for delivery")
-        ok = receiver.wait_for(all_acked_delivered(ledger), timeout=120)
-        time.sleep(2)
+        ok = receiver.wait_for(all_acked_delivered(ledger), timeout=120) and wait_until_drained(client, 60)
         assert ok, "not every acknowledged message arrived within 120 s"
         assert_all_delivered(ledger, receiver, client)
         batch_ids = [r.body["batch_id"] for r in receiver.received]

@@ -26,16 +26,3 @@ def check_redis(store: Store) -> None:
         )
     if appendonly == "no":
         log.warning("redis appendonly is off: a Redis restart loses buffered messages; set appendonly yes")
-
-
-def enable_expiry_events(store: Store) -> None:
-    """Turn on expired-key events, or say why flushes will rely on polling alone."""
-    try:
-        enabled = store.enable_expiry_events()
-    except StoreUnavailableError:
-        return
-    if not enabled:
-        log.warning(
-            "cannot enable notify-keyspace-events (CONFIG SET refused); set notify-keyspace-events Ex "
-            "in redis.conf. Flushes still happen on time via the due index."
-        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -62,6 +63,8 @@ def assert_all_delivered(ledger: Ledger, receiver: Receiver, client: redis.Redis
         sent_order = [m for m in got if m in set(acked)]
         assert sent_order == acked, f"{user}: delivered out of order"
     if client is not None:
+        # A batch a killed monitor POSTed is acknowledged once its lease runs out and it is delivered again.
+        wait_until_drained(client, timeout=20)
         assert leftover_keys(client) == []
 
 
@@ -83,3 +86,14 @@ def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
 def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
     """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows)."""
     return [k for k in datafy_keys(client, prefix) if ":seq:" not in k and ":dedupe:" not in k]
+
+
+def wait_until_drained(client: redis.Redis, timeout: float, prefix: str = "datafy") -> bool:
+    """Wait until no batch is pending in Redis: a batch POSTed by a killed monitor is acknowledged only when
+    its lease runs out and another monitor delivers it again."""
+    deadline = time.monotonic() + timeout
+    while leftover_keys(client, prefix):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -6,7 +6,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-from datafy.checks import enable_expiry_events
 from datafy.errors import StoreUnavailableError
 from datafy.store import ExpirySubscription, Store
 
@@ -24,13 +23,14 @@ class ExpiryListener(threading.Thread):
         self.store = store
         self.on_expired = on_expired
         self.stop = stop
+        self.warned_no_events = False
 
     def run(self) -> None:
         backoff, connected = 0.1, True
         while not self.stop.is_set():
             subscription: ExpirySubscription | None = None
             try:
-                enable_expiry_events(self.store)  # a restarted Redis may have lost the setting
+                self._enable_events()  # on every (re)subscribe: a restarted Redis may have lost the setting
                 subscription = self.store.expiry_subscription()
                 log.info("subscribed to %s", subscription.channel)
                 backoff, connected = 0.1, True
@@ -49,3 +49,11 @@ class ExpiryListener(threading.Thread):
             finally:
                 if subscription is not None:
                     subscription.close()
+
+    def _enable_events(self) -> None:
+        if not self.store.enable_expiry_events() and not self.warned_no_events:
+            self.warned_no_events = True
+            log.warning(
+                "cannot enable notify-keyspace-events (CONFIG SET refused); set notify-keyspace-events Ex "
+                "in the Redis settings. Flushes still happen on time via the due index."
+            )

@@ -89,3 +89,25 @@ def test_flush_arrives_within_a_second_of_the_deadline(env: dict[str, str], rece
     lags = [arrivals[user] - deadline for user, deadline in deadlines.items()]
     assert max(lags) < 1.0, lags
     assert min(lags) > -0.05, lags  # never before the deadline (small allowance for clock reads)
+
+
+def test_without_config_rights_batches_still_flush_on_time(
+    env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, redis_server, tmp_path: Path
+) -> None:
+    """Managed Redis often forbids CONFIG: one clear warning, and the due index keeps flushes on time."""
+    redis_client.config_set("notify-keyspace-events", "")
+    redis_client.acl_setuser("limited", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                             commands=["+@all", "-config"])  # fmt: skip
+    try:
+        env.update(WEBHOOK_URL=receiver.url, REDIS_URL=f"redis://limited:pw@127.0.0.1:{redis_server.port}/0")
+        with system(env, tmp_path) as (api, monitor):
+            reply = send(api.extra["url"], {"user": "managed", "message": "oi", "ttl": 0.5})
+            assert receiver.wait_for(lambda r: len(r.delivered) == 1, timeout=5)
+            lag = receiver.received[0].at - ts(reply["flush_at"])
+            redis_client.client_kill_filter(_type="pubsub")  # a resubscribe must not repeat the warning
+            time.sleep(1)
+            assert monitor.log().count("cannot enable notify-keyspace-events") == 1
+        assert lag < 1.0
+    finally:
+        redis_client.acl_deluser("limited")
+        redis_client.config_set("notify-keyspace-events", "Ex")
