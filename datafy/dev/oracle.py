@@ -65,7 +65,8 @@ def assert_all_delivered(ledger: Ledger, receiver: Receiver, client: redis.Redis
     if client is not None:
         # A batch a killed monitor POSTed is acknowledged once its lease runs out and it is delivered again.
         wait_until_drained(client, timeout=20)
-        assert leftover_keys(client) == []
+        leftovers = leftover_keys(client)
+        assert not leftovers, f"keys left behind: {leftovers[:10]}"
 
 
 def all_acked_delivered(ledger: Ledger):

@@ -54,7 +54,7 @@ def test_monitor_killed_while_1000_timers_expire_then_restarted(
         restarted = start_monitor(env, tmp_path, name="monitor-2")
         with running(restarted):
             assert receiver.wait_for(all_acked_delivered(ledger), timeout=30)
-    assert_all_delivered(ledger, receiver, redis_client)
+            assert_all_delivered(ledger, receiver, redis_client)
 
 
 def test_subscriber_connection_killed_repeatedly(
@@ -188,7 +188,7 @@ def test_redis_killed_and_restarted_on_its_aof_longer_than_the_ttl(
         send_many(ledger, url, users=5, ttl=0.2, prefix="after-")  # the API recovered by itself
         assert receiver.wait_for(all_acked_delivered(ledger), timeout=10)
         assert "redis unavailable" in monitor.log()
-    assert_all_delivered(ledger, receiver, redis.Redis.from_url(own_redis.url, decode_responses=True))
+        assert_all_delivered(ledger, receiver, redis.Redis.from_url(own_redis.url, decode_responses=True))
 
 
 def test_redis_frozen_under_load(
@@ -219,8 +219,8 @@ def test_redis_frozen_under_load(
             thread.join()
         assert ledger.acked_count > 100
         assert receiver.wait_for(all_acked_delivered(ledger), timeout=30)
+        assert_all_delivered(ledger, receiver, redis.Redis.from_url(own_redis.url, decode_responses=True))
     assert set(ledger.statuses) <= {200, 503}, ledger.statuses  # never a 500
-    assert_all_delivered(ledger, receiver, redis.Redis.from_url(own_redis.url, decode_responses=True))
 
 
 def test_two_monitors_never_deliver_a_batch_twice(
@@ -263,7 +263,7 @@ def test_sigterm_with_a_full_pool_finishes_in_flight_and_exits_0(
         receiver.behaviour = lambda batch, nth: Reply()
         with running(start_monitor(env, tmp_path, name="monitor-2")):
             assert receiver.wait_for(all_acked_delivered(ledger), timeout=20)
-    assert_all_delivered(ledger, receiver, redis_client)
+            assert_all_delivered(ledger, receiver, redis_client)
 
 
 def test_out_of_memory_answers_503_and_keeps_what_was_stored(
