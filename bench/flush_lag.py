@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -54,23 +55,34 @@ def fill_due(store: Store, due: int, lead_seconds: float) -> dict[str, int]:
     return populate(store, users, lambda user: window_start + (int(user[4:]) % 1000))
 
 
-def with_monitor(pending: int, due: int) -> None:
-    print("\n[datafy monitor: due index + events]", flush=True)
+def with_monitor(pending: int, due: int, monitors: int) -> None:
+    print(f"\n[datafy: due index + events, {monitors} monitor(s)]", flush=True)
     with running_redis() as server:
         store = build(server.url, pending, due)
         tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
         with fast_receiver(tmp) as (url, records):
-            monitor = start_monitor({"REDIS_URL": server.url, "WEBHOOK_URL": url}, tmp)
+            env = {"REDIS_URL": server.url, "WEBHOOK_URL": url}
+            procs = [start_monitor(env, tmp, name=f"monitor-{i}") for i in range(monitors)]
             started = time.time()
             deadlines = fill_due(store, due, lead_seconds=15)
             print(f"  {due} due chats added in {time.time() - started:.1f}s; waiting for their deadlines", flush=True)
-            wait_until = max(deadlines.values()) / 1000 + 30
-            while time.time() < wait_until and store.pending_chats(0, 1)[0] > pending - due:
-                time.sleep(0.5)
-            time.sleep(5)
-            monitor.stop()
-        arrivals = {r["batch"]["user"]: r["at"] for r in records if r["batch"]["user"].startswith("due-")}
-    report("webhook arrival - deadline", deadlines, arrivals)
+            wait_until = max(deadlines.values()) / 1000 + 60
+            while time.time() < wait_until and (store.pending_chats(0, 1)[0] > pending - due or _deliveries(store)):
+                time.sleep(0.2)
+            for proc in procs:
+                proc.stop()
+        due_batches = [r for r in records if r["batch"]["user"].startswith("due-")]
+    sealed = {r["batch"]["user"]: _epoch(r["batch"]["processed_at"]) for r in due_batches}
+    report("sealed (processed_at) - deadline", deadlines, sealed)
+    report("webhook arrival - deadline", deadlines, {r["batch"]["user"]: r["at"] for r in due_batches})
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _deliveries(store: Store) -> int:
+    return sum(store.client.zcard(part.ready) for part in store.keys.all_partitions())
 
 
 def with_events_only(pending: int, due: int, patience: float) -> None:
@@ -113,8 +125,10 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--patience", type=float, default=180, help="seconds to wait for expired events")
     parser.add_argument("--skip-events", action="store_true")
+    parser.add_argument("--monitors", default="1,2", help="monitor process counts to measure")
     args = parser.parse_args()
-    with_monitor(args.pending, args.due)
+    for monitors in args.monitors.split(","):
+        with_monitor(args.pending, args.due, int(monitors))
     if not args.skip_events:
         with_events_only(args.pending, args.due, args.patience)
     return 0

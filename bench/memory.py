@@ -52,6 +52,14 @@ def api_latency(url: str, chats: int, samples: int = 2000) -> dict[str, float]:
     return percentiles(took) | {"mean": sum(took) / len(took) * 1000}
 
 
+def _wait_for_background_saves(client: redis.Redis) -> None:
+    while True:
+        info = client.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("rdb_bgsave_in_progress"):
+            return
+        time.sleep(0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -69,6 +77,7 @@ def main() -> int:
                 fill(store, done, size - done)
                 done = size
                 used = int(client.info("memory")["used_memory"]) - baseline
+                _wait_for_background_saves(client)  # an AOF rewrite (fork) would slow the latency sample
                 latency = api_latency(url, size)
                 client.execute_command("MEMORY", "PURGE")
                 print(f"{size:>7} | {used / size:>10.0f} | {latency['mean']:>11.2f} | {latency['p50']:>6.2f} | "
