@@ -13,7 +13,9 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
@@ -80,6 +82,9 @@ class Store:
             socket_timeout=10,
             health_check_interval=30,
             max_connections=settings.webhook_concurrency + 16,
+            # No silent re-sends: an append re-sent after a timeout could store a message twice. Callers
+            # decide instead (the API answers 503 and the client retries; the monitor backs off).
+            retry=Retry(NoBackoff(), 0),
         )
         library = _read_script("_lib")
         self._scripts: dict[str, Script] = {
