@@ -30,6 +30,14 @@ def own_redis() -> Iterator[RedisServer]:
     server.cleanup()
 
 
+def failing(receiver: Receiver, failure: Reply) -> threading.Event:
+    """Make the receiver answer `failure` until the returned event is cleared."""
+    active = threading.Event()
+    active.set()
+    receiver.behaviour = lambda batch, nth: failure if active.is_set() else Reply()
+    return active
+
+
 def send_many(ledger: Ledger, api_url: str, users: int, per_user: int = 1, ttl: float = 1, prefix: str = "u") -> None:
     session = requests.Session()
     with ThreadPoolExecutor(16) as pool:
@@ -124,9 +132,7 @@ def test_410_goes_to_dead_letters_and_replay_keeps_the_batch_id(
     env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     env["WEBHOOK_URL"] = receiver.url
-    gone = threading.Event()
-    gone.set()
-    receiver.behaviour = lambda batch, nth: Reply(status=410) if gone.is_set() else Reply()
+    gone = failing(receiver, Reply(status=410))
     ledger = Ledger()
     with system(env, tmp_path) as (api, monitor):
         url = api.extra["url"]
@@ -169,9 +175,7 @@ def test_redis_killed_and_restarted_on_its_aof_longer_than_the_ttl(
     env: dict[str, str], receiver: Receiver, own_redis: RedisServer, tmp_path: Path
 ) -> None:
     env.update(WEBHOOK_URL=receiver.url, REDIS_URL=own_redis.url, WEBHOOK_RETRY_SCHEDULE=",".join(["1s"] * 30))
-    outage = threading.Event()
-    outage.set()
-    receiver.behaviour = lambda batch, nth: Reply(status=503) if outage.is_set() else Reply()
+    outage = failing(receiver, Reply(status=503))
     ledger = Ledger()
     with system(env, tmp_path) as (api, monitor):
         url = api.extra["url"]
