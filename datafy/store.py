@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
-from datafy.keys import PARTITIONS, KeySpace, UserKeys
+from datafy.keys import KeySpace, UserKeys
 from datafy.model import AppendResult, Claim, FlushedBatch, IncomingMessage, compact_json
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,15 @@ def new_batch_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_batch_id(text: str) -> bool:
+    """Whether `text` has the shape new_batch_id() gives (32 lowercase hex digits)."""
+    return len(text) == 32 and all(ch in "0123456789abcdef" for ch in text)
+
+
+# Error replies that mean "not now" (memory, persistence, loading, failover, a busy script), not "wrong".
+_UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "BUSY")
+
+
 @contextmanager
 def _redis_errors() -> Iterator[None]:
     """Turn 'Redis cannot take this now' into StoreUnavailableError; anything else is a bug and propagates."""
@@ -44,8 +53,8 @@ def _redis_errors() -> Iterator[None]:
         # A script fails at its first allocating write, before it changed anything: nothing half-done.
         raise StoreUnavailableError(f"redis is out of memory (maxmemory): {exc}") from exc
     except redis.ResponseError as exc:
-        text = str(exc)
-        if text.startswith(("OOM", "MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")):
+        text = str(exc).split(" of pipeline caused error: ", 1)[-1]  # a pipeline prefixes the reply
+        if text.startswith(_UNAVAILABLE_REPLIES):
             raise StoreUnavailableError(f"redis refused the write: {text}") from exc
         raise
 
@@ -163,7 +172,7 @@ class Store:
             reply = self._scripts["append"](keys=keys, args=args)
         status = reply[0]
         if status == "flushed":
-            return AppendResult("flushed", int(reply[1]), batch_id=reply[2], sequence=int(reply[3]))
+            return AppendResult("flushed", int(reply[1]), int(reply[4]), batch_id=reply[2], sequence=int(reply[3]))
         return AppendResult(status, int(reply[1]), flush_at_ms=int(reply[2]))
 
     def extend(self, user: str, ttl_ms: int) -> int | None:
@@ -275,13 +284,38 @@ class Store:
         """Move the batch to the dead letters; returns (moved, how many old dead letters were trimmed)."""
         k = self.keys.user(claim.user)
         part = self.keys.indexes_of(claim.user)
-        per_partition_cap = -(-self.settings.dead_letter_max // PARTITIONS)
-        args = [claim.user, compact_json(claim.user), claim.batch_id, claim.token]
-        args += [json.dumps(status), compact_json(error), per_partition_cap]
+        args = [
+            claim.user,
+            compact_json(claim.user),
+            claim.batch_id,
+            claim.token,
+            json.dumps(status),
+            compact_json(error),
+        ]
         keys = [part.ready, k.outbox, k.batches, part.dead, part.dead_data]
         with _redis_errors():
-            moved, trimmed = self._scripts["bury"](keys=keys, args=args)
-        return bool(moved), int(trimmed)
+            moved = bool(self._scripts["bury"](keys=keys, args=args))
+        return moved, self.trim_dead_letters() if moved else 0
+
+    def trim_dead_letters(self) -> int:
+        """Drop the oldest dead letters beyond DEAD_LETTER_MAX, over all partitions; returns how many went."""
+        parts = self.keys.all_partitions()
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for part in parts:
+                pipe.zcard(part.dead)
+            excess = sum(pipe.execute()) - self.settings.dead_letter_max
+            if excess <= 0:
+                return 0
+            for part in parts:
+                pipe.zrange(part.dead, 0, excess - 1, withscores=True)
+            candidates = [
+                (score, bid, part) for part, page in zip(parts, pipe.execute(), strict=True) for bid, score in page
+            ]
+            for _, batch_id, part in sorted(candidates, key=lambda entry: entry[0])[:excess]:
+                pipe.zrem(part.dead, batch_id)
+                pipe.hdel(part.dead_data, batch_id, f"i:{batch_id}")
+            return sum(pipe.execute()[0::2])  # two monitors may trim at once: count what this one removed
 
     # ---- dead letters (admin) ----
 
@@ -314,6 +348,8 @@ class Store:
 
     def dead_letter(self, batch_id: str) -> DeadLetter | None:
         """One dead letter by batch id, or None."""
+        if not is_batch_id(batch_id):  # e.g. "i:<id>", the name of a letter's info field
+            return None
         with _redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for part in self.keys.all_partitions():
@@ -337,6 +373,8 @@ class Store:
 
     def delete_dead(self, batch_id: str) -> bool:
         """Forget a dead letter for good."""
+        if not is_batch_id(batch_id):
+            return False
         with _redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for part in self.keys.all_partitions():

@@ -6,10 +6,13 @@ import threading
 import time
 from dataclasses import replace
 
+import pytest
 import redis
 
 from datafy.config import Settings
 from datafy.dev.oracle import leftover_keys
+from datafy.dev.redis_server import RedisServer
+from datafy.errors import StoreUnavailableError
 from datafy.model import IncomingMessage, webhook_body
 from datafy.store import Store
 
@@ -148,16 +151,69 @@ def test_dead_letters_replay_and_delete(store: Store, redis_client: redis.Redis)
     assert leftover_keys(redis_client) == []
 
 
-def test_dead_letters_are_capped(settings: Settings) -> None:
-    store = Store(replace(settings, dead_letter_max=16))  # one per partition
-    for i in range(3):
-        store.append(msg("same-user", f"m{i}", flush_reason="request"))
-    trimmed = 0
-    for _ in range(3):
-        [claim] = store.claim_ready(10, 10)
-        trimmed += store.bury(claim, 400, "HTTP 400")[1]
-    assert trimmed == 2
-    assert store.dead_letters(0, 10)[0] == 1
+def test_dead_letters_are_capped_overall_oldest_first(settings: Settings) -> None:
+    store = Store(replace(settings, dead_letter_max=3))
+    users = ["same-user"] * 3 + ["other-a", "other-b"]  # one partition must not be trimmed on its own
+    for i, user in enumerate(users):
+        store.append(msg(user, f"m{i}", flush_reason="request"))
+    buried = []
+    for _ in users:
+        [claim] = store.claim_ready(1, 10)
+        buried.append((claim.batch_id, store.bury(claim, 400, "HTTP 400")))
+        time.sleep(0.002)  # distinct dead_at, so "oldest" is well defined
+    assert sum(trimmed for _, (_, trimmed) in buried) == 2
+    total, letters = store.dead_letters(0, 10)
+    assert total == 3 and {letter.batch_id for letter in letters} == {bid for bid, _ in buried[2:]}
+
+
+def test_a_head_without_a_body_does_not_strand_the_batches_behind(store: Store, redis_client: redis.Redis) -> None:
+    store.append(msg("u1", "first", flush_reason="request"))
+    store.append(msg("u1", "second", flush_reason="request"))
+    outbox = store.keys.user("u1").outbox
+    redis_client.hdel(store.keys.user("u1").batches, redis_client.lindex(outbox, 0))  # a damaged record
+    assert store.claim_ready(10, 10) == []
+    assert [b["messages"] for b in deliver_all(store)] == [["second"]]
+    assert leftover_keys(redis_client) == []
+
+
+def test_dead_letter_ids_must_look_like_batch_ids(store: Store) -> None:
+    store.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.claim_ready(10, 10)
+    store.bury(claim, 410, "HTTP 410")
+    assert not store.replay_dead(f"i:{claim.batch_id}") and not store.delete_dead(f"i:{claim.batch_id}")
+    assert store.dead_letter(claim.batch_id) is not None and store.dead_letters(0, 10)[0] == 1
+
+
+def test_outcomes_are_recorded_when_redis_is_out_of_memory(settings: Settings) -> None:
+    server = RedisServer().start()
+    try:
+        store = Store(replace(settings, redis_url=server.url))
+        for user in ("u1", "u2", "u3"):
+            store.append(msg(user, "oi", flush_reason="request"))
+        claims = store.claim_ready(10, 10)
+        store.client.config_set("maxmemory", int(store.client.info("memory")["used_memory"]))
+        with pytest.raises(StoreUnavailableError):
+            store.append(msg("u4", "x" * 100_000))
+        assert store.retry_later(claims[0], 5, 503, "HTTP 503")  # the failure is recorded ...
+        assert store.bury(claims[1], 410, "HTTP 410")[0]  # ... or the batch dead-lettered
+        assert store.ack(claims[2])
+    finally:
+        server.cleanup()
+
+
+def test_redis_refusing_writes_for_lack_of_replicas_is_unavailable(settings: Settings) -> None:
+    server = RedisServer().start()
+    try:
+        store = Store(replace(settings, redis_url=server.url))
+        store.append(msg("u1", "oi", ttl_ms=1))
+        store.client.config_set("min-replicas-to-write", 1)
+        time.sleep(0.01)
+        with pytest.raises(StoreUnavailableError, match="NOREPLICAS"):
+            store.append(msg("u1", "oi"))
+        with pytest.raises(StoreUnavailableError, match="NOREPLICAS"):
+            store.flush_due(100)  # through a pipeline, whose errors carry a prefix
+    finally:
+        server.cleanup()
 
 
 def test_typing_extends_only_a_pending_batch(store: Store) -> None:

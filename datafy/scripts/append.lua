@@ -4,7 +4,8 @@
 -- ARGV: 1 user, 2 user_json, 3 item_json, 4 item_bytes, 5 ttl_ms, 6 max_wait_ms (0 off),
 --       7 max_messages (0 off), 8 hard_max_messages, 9 hard_max_bytes, 10 flush_reason ('' none),
 --       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s, 15.. metadata name/value pairs
--- Reply: {'duplicate', count, deadline_ms} | {'buffered', count, deadline_ms} | {'flushed', count, batch_id, sequence}
+-- Reply: {'duplicate', count, deadline_ms (0: nothing pending)} | {'buffered', count, deadline_ms}
+--      | {'flushed', count, batch_id, sequence, now_ms}
 assert(#KEYS == 9, 'append: 9 keys')
 assert(#ARGV >= 14 and #ARGV % 2 == 0, 'append: 14 arguments plus metadata pairs')
 local user, user_json, item = ARGV[1], ARGV[2], ARGV[3]
@@ -64,7 +65,7 @@ redis.call('HSET', KEYS[2], unpack(fields))
 
 if flush_reason ~= '' then
   local sealed = seal(user, user_json, batch_id, flush_reason, now, seq_ttl)
-  return {'flushed', sealed[2], batch_id, sealed[1]}
+  return {'flushed', sealed[2], batch_id, sealed[1], now}
 end
 redis.call('SET', KEYS[3], '1', 'PX', deadline - now)
 redis.call('ZADD', KEYS[7], deadline, user)

@@ -7,10 +7,13 @@ local body = redis.call('HGET', KEYS[5], batch_id)
 if not body then
   return 0
 end
-local now = now_ms()
+redis.call('HDEL', KEYS[5], batch_id, 'i:' .. batch_id)
+if redis.call('HEXISTS', KEYS[3], batch_id) == 1 then -- already queued: never queue one batch twice
+  redis.call('ZREM', KEYS[4], batch_id)
+  return 1
+end
 redis.call('HSET', KEYS[3], batch_id, body)
 redis.call('RPUSH', KEYS[2], batch_id)
-redis.call('ZADD', KEYS[1], 'NX', now, user)
-redis.call('HDEL', KEYS[5], batch_id, 'i:' .. batch_id)
+redis.call('ZADD', KEYS[1], 'NX', now_ms(), user)
 redis.call('ZREM', KEYS[4], batch_id)
 return 1

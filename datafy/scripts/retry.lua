@@ -7,8 +7,8 @@ local user, batch_id, token = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('LINDEX', KEYS[2], 0) ~= batch_id or redis.call('HGET', KEYS[3], 'lease') ~= token then
   return 0
 end
+redis.call('HDEL', KEYS[3], 'lease') -- first a write that frees memory: see seal() in _lib.lua
 local now = now_ms()
 redis.call('HSET', KEYS[3], 's:' .. batch_id, ARGV[5], 'e:' .. batch_id, ARGV[6])
-redis.call('HDEL', KEYS[3], 'lease')
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), user)
 return 1
