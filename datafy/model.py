@@ -18,8 +18,8 @@ def iso_from_ms(ms: int) -> str:
 
 
 def compact_json(value: Any) -> str:
-    """JSON as stored in Redis: no spaces, UTF-8 kept as is."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON as stored in Redis: no spaces, UTF-8 kept as is, never NaN or Infinity (not JSON)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from datafy.config import Settings
 from datafy.dev.oracle import datafy_keys
 from datafy.http import create_app
+from datafy.http.validation import MAX_METADATA_FIELDS
 from datafy.store import Store
 
 
@@ -81,12 +82,14 @@ def test_object_message_and_odd_user_ids_are_kept(client: FlaskClient, store: St
         ({"user": "u", "message": "oi", "ttl": "NaN"}, "invalid_field", "ttl"),
         ({"user": "u", "message": "oi", "ttl": "inf"}, "invalid_field", "ttl"),
         ({"user": "u", "message": "oi", "ttl": [5]}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "ttl": 10**400}, "invalid_field", "ttl"),
+        ({"user": "u", "message": "oi", "max_wait": -(10**400)}, "invalid_field", "max_wait"),
         ({"user": "u", "message": "oi", "max_wait": 0}, "invalid_field", "max_wait"),
         ({"user": "u", "message": "oi", "max_wait": -3}, "invalid_field", "max_wait"),
         ({"user": "u", "message": "oi", "max_wait": 86401}, "invalid_field", "max_wait"),
         ({"user": "u", "message": "oi", "max_wait": "later"}, "invalid_field", "max_wait"),
         ({"user": "u", "message": "oi", "max_wait": False}, "invalid_field", "max_wait"),
-        ({"user": "u", "message": "oi", "max_messages": 0}, "invalid_field", "max_messages"),
+        ({"user": "u", "message": "oi", "max_messages": -1}, "invalid_field", "max_messages"),
         ({"user": "u", "message": "oi", "max_messages": 1001}, "invalid_field", "max_messages"),
         ({"user": "u", "message": "oi", "max_messages": 2.5}, "invalid_field", "max_messages"),
         ({"user": "u", "message": "oi", "max_messages": "3"}, "invalid_field", "max_messages"),
@@ -114,6 +117,39 @@ def test_nan_and_infinity_literals_are_invalid_json(client: FlaskClient, redis_c
     )
     assert_error(overflow, 400, "invalid_field", "ttl")
     assert datafy_keys(redis_client) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"user": "u", "message": {"score": 1e400}}', "message"),
+        ('{"user": "u", "message": "oi", "rating": -1e400}', "rating"),
+        ('{"user": "\\ud800", "message": "oi"}', "user"),
+        ('{"user": "u", "message": "oi \\udfff"}', "message"),
+        ('{"user": "u", "message": "oi", "pushName": ["\\ud83d"]}', "pushName"),
+    ],
+    ids=["overflow-in-message", "overflow-in-metadata", "surrogate-user", "surrogate-message", "surrogate-metadata"],
+)
+def test_values_that_cannot_be_stored_as_json_name_their_field(
+    client: FlaskClient, redis_client: redis.Redis, raw: str, field: str
+) -> None:
+    assert_error(client.post("/api/message", data=raw, content_type="application/json"), 400, "invalid_field", field)
+    assert datafy_keys(redis_client) == []
+
+
+def test_escaped_emoji_are_kept(client: FlaskClient, store: Store) -> None:
+    raw = '{"user": "u", "message": "oi \\ud83d\\ude00"}'  # a valid surrogate pair, as ensure_ascii JSON sends it
+    assert client.post("/api/message", data=raw, content_type="application/json").status_code == 200
+    snapshot = store.peek("u")
+    assert snapshot is not None and snapshot.items[0][1]["m"] == "oi \U0001f600"
+
+
+def test_too_many_metadata_fields_are_rejected(client: FlaskClient, redis_client: redis.Redis) -> None:
+    body = {"user": "u", "message": "oi", **{f"k{i}": i for i in range(MAX_METADATA_FIELDS + 1)}}
+    assert_error(post(client, body), 400, "too_many_fields")
+    assert datafy_keys(redis_client) == []
+    del body["k0"]
+    assert post(client, body).status_code == 200
 
 
 def test_ttl_accepts_fractions_and_numeric_strings(client: FlaskClient) -> None:
@@ -193,6 +229,15 @@ def test_admin_routes_are_off_without_a_key(settings: Settings, store: Store) ->
     assert_error(client.get("/api/chats"), 403, "admin_disabled")
 
 
+def test_a_non_ascii_admin_key_matches(settings: Settings, store: Store) -> None:
+    from dataclasses import replace
+
+    client = create_app(replace(settings, admin_api_key="sécret"), store).test_client()
+    as_sent = "sécret".encode().decode("latin-1")  # how a WSGI server hands over the header's UTF-8 bytes
+    assert client.get("/api/chats", headers={"X-API-Key": as_sent}).status_code == 200
+    assert_error(client.get("/api/chats", headers={"X-API-Key": "secret"}), 401, "unauthorized")
+
+
 def test_admin_routes_need_the_key(client: FlaskClient) -> None:
     assert_error(client.get("/api/dead-letters"), 401, "unauthorized")
     assert_error(client.get("/api/dead-letters", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
@@ -207,6 +252,9 @@ def test_duplicate_message_id_is_ignored(client: FlaskClient, store: Store) -> N
     assert post(client, {"user": "other", "message": "oi", "message_id": "wamid.1"}).get_json().get("duplicate") is None
     snapshot = store.peek("u")
     assert snapshot is not None and len(snapshot.items) == 1
+    post(client, {"user": "f", "message": "oi", "message_id": "wamid.2", "flush": True})
+    late = post(client, {"user": "f", "message": "oi", "message_id": "wamid.2"}).get_json()
+    assert late["duplicate"] is True and late["buffered"] == 0 and late["flush_at"] is None  # nothing pending
 
 
 def test_flush_true_and_keywords_flush_at_once(settings: Settings, store: Store) -> None:
@@ -249,6 +297,10 @@ def test_chat_admin_routes(client: FlaskClient, redis_client: redis.Redis) -> No
     flushed = client.post("/api/chats/z/flush", headers=admin).get_json()
     assert flushed["flushed"] == 1 and flushed["sequence"] == 1
     assert_error(client.post("/api/chats/z/flush", headers=admin), 404, "not_found", "user")
+    post(client, {"user": "/lead", "message": "oi"})  # a leading slash: no redirect to the chat "lead"
+    assert client.get("/api/chats//lead", headers=admin).get_json()["user"] == "/lead"
+    assert_error(client.get("/api/dead-letters/i:0123/replay", headers=admin), 405, "method_not_allowed")
+    assert_error(client.post(f"/api/dead-letters/i:{'0' * 32}/replay", headers=admin), 404, "not_found", "batch_id")
     assert_error(client.get("/api/chats?limit=0", headers=admin), 400, "invalid_field", "limit")
     assert_error(client.get("/api/chats?offset=x", headers=admin), 400, "invalid_field", "offset")
 
@@ -262,3 +314,5 @@ def test_env_defaults_for_max_wait_and_max_messages(settings: Settings, store: S
     assert snapshot is not None and snapshot.flush_at_ms == snapshot.first_ms + 5000  # max_wait caps ttl 60
     assert "flushed" not in first
     assert post(client, {"user": "u", "message": "b", "ttl": 60}).get_json()["flushed"] is True  # MAX_MESSAGES=2
+    for text in "abc":  # max_messages 0: no per-message limit for this request, only the hard caps
+        assert "flushed" not in post(client, {"user": "v", "message": text, "max_messages": 0}).get_json()

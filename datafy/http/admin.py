@@ -67,7 +67,7 @@ def list_chats() -> Response:
     return jsonify({"success": True, "total": total, "offset": offset, "limit": limit, "chats": chats})
 
 
-@bp.get("/api/chats/<path:user>")
+@bp.get("/api/chats/<chat:user>")
 def peek_chat(user: str) -> Response:
     """The pending batch of one user."""
     snapshot = current.store().peek(user)
@@ -86,7 +86,7 @@ def peek_chat(user: str) -> Response:
     )
 
 
-@bp.post("/api/chats/<path:user>/flush")
+@bp.post("/api/chats/<chat:user>/flush")
 def flush_chat(user: str) -> Response:
     """Flush a user's pending batch now (flush_reason "manual")."""
     flushed = current.store().flush(user, reason="manual")
@@ -96,7 +96,7 @@ def flush_chat(user: str) -> Response:
     return jsonify({"success": True, "user": user, "flushed": flushed.count, "sequence": flushed.sequence})
 
 
-@bp.delete("/api/chats/<path:user>")
+@bp.delete("/api/chats/<chat:user>")
 def discard_chat(user: str) -> Response:
     """Discard a user's pending batch (a human took over) and return what was discarded."""
     entries = current.store().discard(user)

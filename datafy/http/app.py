@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app
+from werkzeug.routing import PathConverter
 
 from datafy.config import Settings
 from datafy.http import admin, errors, ingest
@@ -19,12 +20,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app = Flask("datafy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep replies in documented field order
+    app.url_map.merge_slashes = False  # "/api/chats//x" names user "/x", it is not a redirect to user "x"
+    app.url_map.converters["chat"] = ChatIdConverter
     app.extensions["datafy.settings"] = settings
     app.extensions["datafy.store"] = store or Store(settings)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
     errors.register(app)
     return app
+
+
+class ChatIdConverter(PathConverter):
+    """A user id in a URL path: any characters, "/" included, even first (percent-encode it as %2F)."""
+
+    regex = ".+?"
+    part_isolating = False  # Werkzeug would infer True from a regex without "/"
 
 
 def settings() -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -26,20 +25,19 @@ def append_message() -> Response:
     require_key(settings.api_key)
     msg = parse_message(read_json_object(request), settings)
     result = current.store().append(msg)
-    reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered}
+    # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
+    flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
+    reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}
     if result.status == "flushed":
-        reply["flush_at"] = iso_from_ms(int(time.time() * 1000))
         reply["flushed"] = True
         reply["batch_id"] = result.batch_id
         reply["message"] = f"batch of {result.buffered} message(s) flushed now ({msg.flush_reason or 'limit'})"
         log.info("flushed on append user=%s batch=%s count=%d", msg.user, result.batch_id, result.buffered)
+    elif result.status == "duplicate":
+        reply["duplicate"] = True
+        reply["message"] = "duplicate message_id ignored"
     else:
-        reply["flush_at"] = iso_from_ms(result.flush_at_ms)
-        if result.status == "duplicate":
-            reply["duplicate"] = True
-            reply["message"] = "duplicate message_id ignored"
-        else:
-            reply["message"] = f"message buffered; {result.buffered} waiting"
+        reply["message"] = f"message buffered; {result.buffered} waiting"
     return jsonify(reply)
 
 

@@ -4,30 +4,69 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from flask import Request
 
 from datafy.config import Settings, normalize_keyword
 from datafy.errors import ApiError
-from datafy.model import CONTROL_FIELDS, IncomingMessage
+from datafy.model import CONTROL_FIELDS, IncomingMessage, compact_json
 
 MAX_USER_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 256
+MAX_METADATA_FIELDS = 256
+# A JSON \uD800-\uDFFF escape: the only way a JSON body can hold text that is not valid UTF-8 once stored.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def read_json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx ApiError."""
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-    raw = request.get_data(cache=False)
+    raw = _read_body(request)
+    overflow: list[str] = []
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=lambda text: _float(text, overflow))
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    if overflow or _SURROGATE_ESCAPE.search(raw):
+        _reject_unstorable(body)
     return body
+
+
+def _read_body(request: Request) -> bytes:
+    """The raw body; 413 past MAX_CONTENT_LENGTH, also for chunked bodies that announce no length."""
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None:
+        return request.get_data(cache=False)  # Werkzeug answers 413 from Content-Length
+    # Without a length Werkzeug would cut the body at the limit silently; read one byte more to tell.
+    stream = request.environ["wsgi.input"]
+    raw = stream.read(limit + 1) if request.environ.get("wsgi.input_terminated") else b""
+    if len(raw) > limit:
+        raise ApiError(413, "body_too_large", "the request body is larger than MAX_BODY_BYTES")
+    return raw
+
+
+def _float(text: str, overflow: list[str]) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        overflow.append(text)
+    return value
+
+
+def _reject_unstorable(body: dict[str, Any]) -> None:
+    """400 naming the first field that holds a number beyond float range or a lone UTF-16 surrogate."""
+    for name, value in body.items():
+        try:
+            compact_json({name: value}).encode()
+        except ValueError:  # UnicodeEncodeError is a ValueError too
+            field = name.encode("utf-8", "replace").decode()
+            raise ApiError(
+                400, "invalid_field", f"{field} holds a number out of range or invalid unicode", field
+            ) from None
 
 
 def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
@@ -42,11 +81,14 @@ def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
         reason = "keyword"
     max_wait = _seconds(body, "max_wait", settings.max_wait or None, settings.max_ttl)
     max_messages = _parse_max_messages(body, settings)
+    metadata = {k: v for k, v in body.items() if k not in CONTROL_FIELDS}
+    if len(metadata) > MAX_METADATA_FIELDS:
+        raise ApiError(400, "too_many_fields", f"at most {MAX_METADATA_FIELDS} extra (metadata) fields per message")
     return IncomingMessage(
         user=user,
         message=message,
         ttl_ms=_to_ms(_seconds(body, "ttl", settings.default_ttl, settings.max_ttl)),
-        metadata={k: v for k, v in body.items() if k not in CONTROL_FIELDS},
+        metadata=metadata,
         message_id=_parse_message_id(body),
         max_wait_ms=_to_ms(max_wait) if max_wait else 0,
         max_messages=max_messages,
@@ -76,7 +118,7 @@ def _parse_text_or_object(body: dict[str, Any], settings: Settings) -> str | dic
             raise ApiError(400, "invalid_field", "message must not be empty", "message")
         size = len(message.encode())
     elif isinstance(message, dict):
-        size = len(json.dumps(message, ensure_ascii=False).encode())
+        size = len(compact_json(message).encode())  # as stored
     else:
         raise ApiError(400, "invalid_field", "message must be a string or a JSON object", "message")
     if size > settings.max_message_bytes:
@@ -95,9 +137,9 @@ def _parse_max_messages(body: dict[str, Any], settings: Settings) -> int:
         return settings.max_messages
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, "invalid_field", "max_messages must be a whole number", "max_messages")
-    if not 1 <= value <= settings.max_batch_messages:
+    if not 0 <= value <= settings.max_batch_messages:  # 0: no limit but the hard caps, for this message
         raise ApiError(
-            400, "invalid_field", f"max_messages must be between 1 and {settings.max_batch_messages}", "max_messages"
+            400, "invalid_field", f"max_messages must be between 0 and {settings.max_batch_messages}", "max_messages"
         )
     return value
 
@@ -125,7 +167,7 @@ def _seconds(body: dict[str, Any], name: str, default: float | None, maximum: fl
             raise ApiError(400, "invalid_field", f"{name} must be a number of seconds", name) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ApiError(400, "invalid_field", f"{name} must be a number of seconds", name)
-    if not math.isfinite(value) or value <= 0 or value > maximum:
+    if not (0 < value <= maximum):  # also false for NaN; compares huge integers without converting them
         raise ApiError(400, "invalid_field", f"{name} must be greater than 0 and at most {maximum:g}", name)
     return float(value)
 
