@@ -20,7 +20,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit alone also accepts "²"
         return float(value)
     try:
         moment = parsedate_to_datetime(value)

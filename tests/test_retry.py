@@ -39,3 +39,4 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(formatdate(now + 60, usegmt=True), now=now) == pytest.approx(60, abs=1.5)
     assert parse_retry_after(formatdate(now - 60, usegmt=True), now=now) == 0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None and parse_retry_after("") is None
+    assert parse_retry_after("\u00b2") is None  # "²" (a latin-1 byte) is a digit to str.isdigit, not a number

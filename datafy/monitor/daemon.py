@@ -6,11 +6,13 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from urllib.parse import urlsplit
 
 from datafy.checks import check_redis
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
 from datafy.monitor.delivery import Deliverer
+from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
 from datafy.store import Store
 from datafy.webhook import WebhookClient
@@ -38,6 +40,7 @@ class Monitor:
         self._claim_batch = max(1, settings.webhook_concurrency // 4)
         self.in_flight: set[Future[None]] = set()
         self._in_flight_lock = threading.Lock()
+        self.heartbeat = Heartbeat()
 
     def stop(self) -> None:
         """Ask the loop to stop claiming work; safe to call from a signal handler."""
@@ -58,6 +61,7 @@ class Monitor:
         try:
             self._loop(pool)
         finally:
+            self.heartbeat.clear()
             listener.join(timeout=2)
             unfinished = self._drain(pool)
             self.webhook.close()
@@ -72,12 +76,15 @@ class Monitor:
                     self.flush_due()
                     next_flush = time.monotonic() + self.settings.flush_poll_interval
                 self.claim(pool)
+                self.heartbeat.beat()
                 if outage_backoff:
-                    log.info("redis reachable again; resuming")
+                    log.info("monitor loop recovered; resuming")
                 outage_backoff = 0.0
-            except StoreUnavailableError as exc:
-                if not outage_backoff:
+            except Exception as exc:
+                if not outage_backoff and isinstance(exc, StoreUnavailableError):
                     log.warning("redis unavailable (%s); retrying until it is back", exc)
+                elif not isinstance(exc, StoreUnavailableError):  # a bug or an unexpected reply: keep going
+                    log.exception("unexpected error in the monitor loop; retrying")
                 outage_backoff = min(max(outage_backoff * 2, 0.1), MAX_OUTAGE_BACKOFF_SECONDS)
                 self.stopping.wait(outage_backoff)
                 continue
@@ -124,5 +131,6 @@ class Monitor:
 
 
 def _redact_url(url: str) -> str:
-    """Scheme, host and path only: webhook URLs often carry tokens in the query string."""
-    return url.split("?", 1)[0]
+    """Scheme, host and port only: webhook URLs carry secrets in credentials, paths (n8n ids) and queries."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}/..."

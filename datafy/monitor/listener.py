@@ -46,6 +46,10 @@ class ExpiryListener(threading.Thread):
                 connected = False
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception:  # e.g. another app's key name that is not UTF-8: resubscribe, never die
+                log.exception("expiry listener error; resubscribing")
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
                 if subscription is not None:
                     subscription.close()
