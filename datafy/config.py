@@ -15,6 +15,7 @@ from datafy.errors import ConfigurationError
 T = TypeVar("T")
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -106,17 +107,17 @@ class Settings:
             redis_prefix=prefix,
             webhook_url=webhook_url,
             default_ttl=reader.get("DEFAULT_TTL", float, 15.0, minimum=0.001),
-            max_ttl=reader.get("MAX_TTL", float, 86400.0, minimum=0.001),
+            max_ttl=reader.get("MAX_TTL", float, 86400.0, minimum=0.001, maximum=MAX_SECONDS),
             max_message_bytes=reader.get("MAX_MESSAGE_BYTES", int, 64 * 1024, minimum=1),
             max_body_bytes=reader.get("MAX_BODY_BYTES", int, 1024 * 1024, minimum=1024),
-            max_wait=reader.get("MAX_WAIT", float, 0.0, minimum=0),
+            max_wait=reader.get("MAX_WAIT", float, 0.0, minimum=0, maximum=MAX_SECONDS),
             max_messages=reader.get("MAX_MESSAGES", int, 0, minimum=0),
             max_batch_messages=reader.get("MAX_BATCH_MESSAGES", int, 1000, minimum=1),
             max_batch_bytes=reader.get("MAX_BATCH_BYTES", int, 4 * 1024 * 1024, minimum=1024),
             flush_keywords=frozenset(
                 normalize_keyword(word) for word in env.get("FLUSH_KEYWORDS", "").split(",") if word.strip()
             ),
-            dedupe_window=reader.get("DEDUPE_WINDOW", parse_duration, 600.0, minimum=1),
+            dedupe_window=reader.get("DEDUPE_WINDOW", parse_duration, 600.0, minimum=1, maximum=MAX_SECONDS),
             webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),
             webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, cls.webhook_retry_schedule),
@@ -148,7 +149,14 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def get(self, name: str, convert: Callable[[str], T], default: T, minimum: float | None = None) -> T:
+    def get(
+        self,
+        name: str,
+        convert: Callable[[str], T],
+        default: T,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> T:
         raw = self.env.get(name, "").strip()
         if not raw:
             return default
@@ -156,9 +164,12 @@ class _Reader:
             value = convert(raw)
         except (TypeError, ValueError):
             raise ConfigurationError(f"{name}={raw!r} is not a valid {_describe(convert)}") from None
-        out_of_range = isinstance(value, (int, float)) and (not math.isfinite(value) or value < (minimum or 0))
-        if minimum is not None and out_of_range:
-            raise ConfigurationError(f"{name}={raw!r} must be a number >= {minimum:g}")
+        in_range = not isinstance(value, (int, float)) or (
+            math.isfinite(value) and (minimum or 0) <= value <= (maximum or math.inf)
+        )
+        if minimum is not None and not in_range:
+            bounds = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
+            raise ConfigurationError(f"{name}={raw!r} must be a number {bounds}")
         return value
 
 

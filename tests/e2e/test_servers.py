@@ -1,0 +1,66 @@
+"""What only real servers show: refusing bad settings at start-up, chunked bodies, raw header bytes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from datafy.dev.processes import PROJECT_ROOT, process_env, running, start_api
+
+CONFIG_ERROR_SECONDS = 20  # gunicorn would otherwise restart failing workers forever
+
+
+def run_until_exit(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=PROJECT_ROOT, env=process_env(env), capture_output=True, text=True, timeout=CONFIG_ERROR_SECONDS
+    )
+
+
+def test_a_bad_setting_stops_the_api_with_one_line_naming_it(env: dict[str, str]) -> None:
+    env["DEFAULT_TTL"] = "abc"
+    result = run_until_exit([sys.executable, "-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"], env)
+    assert result.returncode != 0
+    assert "configuration error: DEFAULT_TTL='abc' is not a valid number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_setting_stops_the_monitor_with_exit_code_2(env: dict[str, str]) -> None:
+    env["WEBHOOK_URL"] = ""
+    result = run_until_exit([sys.executable, "monitor.py"], env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: WEBHOOK_URL is required: the monitor has nowhere to deliver batches"
+    ]
+    env.update(WEBHOOK_URL="http://127.0.0.1:9/x", MAX_TTL="1e12")
+    result = run_until_exit([sys.executable, "monitor.py"], env)
+    assert result.returncode == 2 and "configuration error: MAX_TTL='1e12' must be a number between" in result.stderr
+
+
+def chunks(data: bytes, size: int = 512) -> Iterator[bytes]:
+    """A body requests sends with Transfer-Encoding: chunked (no Content-Length)."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_chunked_bodies_are_held_to_max_body_bytes(env: dict[str, str], tmp_path: Path) -> None:
+    env["MAX_BODY_BYTES"] = "2048"
+    with running(api := start_api(env, tmp_path)):
+        url, headers = f"{api.extra['url']}/api/message", {"Content-Type": "application/json"}
+        small = b'{"user": "chunked", "message": "oi"}'
+        assert requests.post(url, data=chunks(small, 8), headers=headers, timeout=5).status_code == 200
+        big = b'{"user": "chunked", "message": "' + b"x" * 4096 + b'"}'
+        reply = requests.post(url, data=chunks(big), headers=headers, timeout=5)
+        assert reply.status_code == 413 and reply.json()["error"]["code"] == "body_too_large"
+
+
+def test_a_non_ascii_admin_key_works_from_curl_and_from_python(env: dict[str, str], tmp_path: Path) -> None:
+    env["ADMIN_API_KEY"] = "sécret"
+    with running(api := start_api(env, tmp_path)):
+        url = f"{api.extra['url']}/api/chats"
+        assert requests.get(url, headers={"X-API-Key": "sécret".encode()}, timeout=5).status_code == 200  # as curl
+        assert requests.get(url, headers={"X-API-Key": "sécret"}, timeout=5).status_code == 200  # latin-1 bytes
+        assert requests.get(url, headers={"X-API-Key": "secret"}, timeout=5).status_code == 401
