@@ -150,8 +150,15 @@ def test_monitor_image_command_delivers_and_stops_on_sigterm(
         assert receiver.wait_for(lambda r: len(r.delivered) >= 1, timeout=15), monitor.log()
         assert receiver.delivered[0]["messages"] == ["oi"]
 
+        healthcheck = local_argv(healthcheck_cmd(DOCKERFILE_MONITOR))
+        check = subprocess.run(healthcheck, env=process_env(IMAGE_ENV), capture_output=True, timeout=10)
+        assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
         monitor.signal(signal.SIGTERM)
         assert monitor.process.wait(timeout=Settings().shutdown_grace + 5) == 0, monitor.log()
+
+    check = subprocess.run(healthcheck, env=process_env(IMAGE_ENV), capture_output=True, timeout=10)
+    assert check.returncode != 0, "the healthcheck passes with the monitor stopped"
 
 
 def test_redis_image_command_requires_the_password_and_applies_redis_conf(tmp_path: Path) -> None:
@@ -233,8 +240,7 @@ def test_compose_runs_the_three_images_behind_a_healthy_private_redis() -> None:
     for name, block in services.items():
         assert "restart: unless-stopped" in block, name
         assert "REDIS_PASSWORD: ${REDIS_PASSWORD:-}" in block, name
-        if name != "monitor":  # depends_on waits for the images' own HEALTHCHECKs
-            healthcheck_cmd(PROJECT_ROOT / dockerfiles[name])
+        healthcheck_cmd(PROJECT_ROOT / dockerfiles[name])  # the images' own HEALTHCHECKs
         if name != "redis":
             assert re.search(r"depends_on:\n\s+redis:\n\s+condition: service_healthy", block), name
             assert "REDIS_HOST: redis" in block, name
