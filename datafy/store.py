@@ -417,8 +417,11 @@ class ExpirySubscription:
 
     def next_user(self, timeout: float) -> str | None:
         """The user of the next expired timer within `timeout` seconds, else None."""
-        with _redis_errors():
-            message = self.pubsub.get_message(timeout=timeout)
+        try:
+            with _redis_errors():
+                message = self.pubsub.get_message(timeout=timeout)
+        except UnicodeDecodeError:  # another app's key name that is not UTF-8: not one of our timers
+            return None
         if not message or message.get("type") != "message":
             return None
         return self.store.keys.user_of_timer(message["data"])

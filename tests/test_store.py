@@ -245,3 +245,18 @@ def test_pending_chats_are_ordered_by_flush_time(store: Store) -> None:
     total, page = store.pending_chats(0, 2)
     assert total == 3 and [user for user, _ in page] == ["user1", "user2"]
     assert [user for user, _ in store.pending_chats(2, 2)[1]] == ["user0"]
+
+
+def test_expired_events_of_keys_that_are_not_utf8_are_skipped(store: Store) -> None:
+    store.enable_expiry_events()
+    subscription = store.expiry_subscription()
+    try:
+        raw = redis.Redis.from_url(store.settings.redis_url)  # bytes in, bytes out
+        raw.set(b"other-app:\xff\xfe", 1, px=10)
+        raw.set(store.keys.user("alice").timer, 1, px=50)
+        deadline, users = time.monotonic() + 3, []
+        while time.monotonic() < deadline and "alice" not in users:
+            users.append(subscription.next_user(timeout=0.2))
+        assert "alice" in users
+    finally:
+        subscription.close()
