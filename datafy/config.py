@@ -96,8 +96,8 @@ class Settings:
         if env.get("REDIS_URL", "").strip():
             redis_db = _db_from_url(redis_url)
         webhook_url = env.get("WEBHOOK_URL", "").strip()
-        if webhook_url and urlsplit(webhook_url).scheme not in ("http", "https"):
-            raise ConfigurationError("WEBHOOK_URL must be an http:// or https:// URL")
+        if webhook_url and not _is_http_url(webhook_url):
+            raise ConfigurationError("WEBHOOK_URL must be an http:// or https:// URL with a host (and a valid port)")
         prefix = env.get("REDIS_PREFIX", "datafy").strip()
         if not prefix or any(ch in prefix for ch in "{}: "):
             raise ConfigurationError("REDIS_PREFIX must be non-empty, without spaces, ':' or braces")
@@ -123,7 +123,7 @@ class Settings:
             webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, cls.webhook_retry_schedule),
             delivery_visibility_timeout=reader.get("DELIVERY_VISIBILITY_TIMEOUT", float, 60.0, minimum=1),
             dead_letter_max=reader.get("DEAD_LETTER_MAX", int, 10000, minimum=1),
-            flush_poll_interval=reader.get("FLUSH_POLL_INTERVAL", float, 0.1, minimum=0.005),
+            flush_poll_interval=reader.get("FLUSH_POLL_INTERVAL", float, 0.1, minimum=0.005, maximum=10),
             shutdown_grace=reader.get("SHUTDOWN_GRACE", float, 20.0, minimum=0),
             api_key=env.get("API_KEY", "").strip(),
             admin_api_key=env.get("ADMIN_API_KEY", "").strip(),
@@ -171,6 +171,15 @@ class _Reader:
             bounds = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
             raise ConfigurationError(f"{name}={raw!r} must be a number {bounds}")
         return value
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _describe(convert: Callable[[str], object]) -> str:

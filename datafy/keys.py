@@ -13,6 +13,7 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:ready            zset    user -> ms when the head of its outbox may be (re)tried
     {prefix}:{{p}}:dead             zset    batch_id -> ms dead-lettered
     {prefix}:{{p}}:dead:data        hash    batch_id -> dead letter record (JSON)
+    {prefix}:dead-trim              string  held (a few seconds) by the one monitor trimming dead letters
 
 `p` is crc32(user) % PARTITIONS. The user id is kept verbatim after the last fixed segment: the hash
 tag is the first `{...}` in the key, so braces or colons in a user id can neither move nor collide keys.
@@ -86,6 +87,10 @@ class KeySpace:
     def indexes_of(self, user: str) -> PartitionKeys:
         """The indexes of the partition `user` lives in."""
         return self.partition(partition_of(user))
+
+    def dead_trim_lock(self) -> str:
+        """The lock that lets one monitor at a time trim the dead letters."""
+        return f"{self.prefix}:dead-trim"
 
     def all_partitions(self) -> list[PartitionKeys]:
         """The indexes of every partition, in partition order."""

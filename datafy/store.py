@@ -19,12 +19,13 @@ from redis.retry import Retry
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
-from datafy.keys import KeySpace, UserKeys
+from datafy.keys import KeySpace, PartitionKeys, UserKeys
 from datafy.model import AppendResult, Claim, FlushedBatch, IncomingMessage, compact_json
 
 log = logging.getLogger(__name__)
 
 SEQUENCE_TTL_SECONDS = 30 * 86400
+TRIM_LOCK_MS = 5000
 _SCRIPTS = ("append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay")
 
 
@@ -53,7 +54,7 @@ def _redis_errors() -> Iterator[None]:
         # A script fails at its first allocating write, before it changed anything: nothing half-done.
         raise StoreUnavailableError(f"redis is out of memory (maxmemory): {exc}") from exc
     except redis.ResponseError as exc:
-        text = str(exc).split(" of pipeline caused error: ", 1)[-1]  # a pipeline prefixes the reply
+        text = str(exc).rsplit(" of pipeline caused error: ", 1)[-1]  # a pipeline prefixes the reply
         if text.startswith(_UNAVAILABLE_REPLIES):
             raise StoreUnavailableError(f"redis refused the write: {text}") from exc
         raise
@@ -295,11 +296,28 @@ class Store:
         keys = [part.ready, k.outbox, k.batches, part.dead, part.dead_data]
         with _redis_errors():
             moved = bool(self._scripts["bury"](keys=keys, args=args))
-        return moved, self.trim_dead_letters() if moved else 0
+        if not moved:
+            return False, 0
+        try:
+            return True, self.trim_dead_letters()
+        except StoreUnavailableError as exc:  # the batch is buried; the next bury trims
+            log.warning("could not trim dead letters: %s", exc)
+            return True, 0
 
     def trim_dead_letters(self) -> int:
         """Drop the oldest dead letters beyond DEAD_LETTER_MAX, over all partitions; returns how many went."""
-        parts = self.keys.all_partitions()
+        parts, lock = self.keys.all_partitions(), self.keys.dead_trim_lock()
+        with _redis_errors():
+            # One trimmer at a time: two counting at once would both drop "the oldest" and drop too many.
+            # A monitor that finds the lock taken leaves the excess to the next bury.
+            if not self.client.set(lock, "1", nx=True, px=TRIM_LOCK_MS):
+                return 0
+            try:
+                return self._trim_dead_letters(parts)
+            finally:
+                self.client.delete(lock)
+
+    def _trim_dead_letters(self, parts: list[PartitionKeys]) -> int:
         with _redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for part in parts:
@@ -315,7 +333,7 @@ class Store:
             for _, batch_id, part in sorted(candidates, key=lambda entry: entry[0])[:excess]:
                 pipe.zrem(part.dead, batch_id)
                 pipe.hdel(part.dead_data, batch_id, f"i:{batch_id}")
-            return sum(pipe.execute()[0::2])  # two monitors may trim at once: count what this one removed
+            return sum(pipe.execute()[0::2])
 
     # ---- dead letters (admin) ----
 

@@ -168,6 +168,8 @@ def test_ttl_accepts_fractions_and_numeric_strings(client: FlaskClient) -> None:
         ('{"user": "u", "message": "oi"}', "text/plain", 415, "unsupported_media_type"),
         ("user=u&message=oi", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
         ("\xff\xfe", "application/json", 400, "invalid_json"),
+        (b'{"user": "u", "message": "a \xed\xa0\x80"}', "application/json", 400, "invalid_json"),  # raw surrogate
+        ('{"user": "u", "message": "oi"}'.encode("utf-16"), "application/json", 400, "invalid_json"),  # not UTF-8
         ("[" * 100_000, "application/json", 400, "invalid_json"),
     ],
 )
@@ -232,10 +234,11 @@ def test_admin_routes_are_off_without_a_key(settings: Settings, store: Store) ->
 def test_a_non_ascii_admin_key_matches(settings: Settings, store: Store) -> None:
     from dataclasses import replace
 
-    client = create_app(replace(settings, admin_api_key="sécret"), store).test_client()
-    as_sent = "sécret".encode().decode("latin-1")  # how a WSGI server hands over the header's UTF-8 bytes
-    assert client.get("/api/chats", headers={"X-API-Key": as_sent}).status_code == 200
-    assert_error(client.get("/api/chats", headers={"X-API-Key": "secret"}), 401, "unauthorized")
+    for key in ("sécret", "voilà"):  # "à" is c3 a0 in UTF-8, and a0 is latin-1 whitespace
+        client = create_app(replace(settings, admin_api_key=key), store).test_client()
+        as_sent = key.encode().decode("latin-1")  # how a WSGI server hands over the header's UTF-8 bytes
+        assert client.get("/api/chats", headers={"X-API-Key": as_sent}).status_code == 200, key
+        assert_error(client.get("/api/chats", headers={"X-API-Key": "secret"}), 401, "unauthorized")
 
 
 def test_admin_routes_need_the_key(client: FlaskClient) -> None:

@@ -166,6 +166,19 @@ def test_dead_letters_are_capped_overall_oldest_first(settings: Settings) -> Non
     assert total == 3 and {letter.batch_id for letter in letters} == {bid for bid, _ in buried[2:]}
 
 
+def test_only_one_monitor_trims_dead_letters_at_a_time(settings: Settings, redis_client: redis.Redis) -> None:
+    store = Store(replace(settings, dead_letter_max=1))
+    for user in ("a", "b"):
+        store.append(msg(user, "oi", flush_reason="request"))
+    redis_client.set(store.keys.dead_trim_lock(), "1")  # another monitor is trimming
+    for claim in store.claim_ready(10, 10):
+        assert store.bury(claim, 410, "HTTP 410") == (True, 0)  # leaves the excess to the next bury
+    assert store.dead_letters(0, 10)[0] == 2
+    redis_client.delete(store.keys.dead_trim_lock())
+    assert store.trim_dead_letters() == 1 and store.dead_letters(0, 10)[0] == 1
+    assert not redis_client.exists(store.keys.dead_trim_lock())
+
+
 def test_a_head_without_a_body_does_not_strand_the_batches_behind(store: Store, redis_client: redis.Redis) -> None:
     store.append(msg("u1", "first", flush_reason="request"))
     store.append(msg("u1", "second", flush_reason="request"))

@@ -12,9 +12,11 @@ from datafy.errors import ApiError
 def presented_key() -> str:
     """The key the client sent, or ''."""
     header = request.headers.get("Authorization", "")
+    # Only spaces and tabs are trimmed: str.strip() would also eat latin-1 \xa0 and \x85, which end some
+    # UTF-8 keys as WSGI hands them over ("à" arrives as "\xc3\xa0").
     if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return request.headers.get("X-API-Key", "").strip()
+        return header[7:].strip(" \t")
+    return request.headers.get("X-API-Key", "").strip(" \t")
 
 
 def require_key(expected: str) -> None:
@@ -35,6 +37,6 @@ def require_admin_key(expected: str) -> None:
 def _matches(presented: str, expected: bytes) -> bool:
     """Constant-time match. WSGI decodes header bytes as latin-1: curl sends a non-ASCII key as UTF-8 bytes,
     Python's http.client as latin-1 bytes, so both readings are compared."""
-    as_utf8 = hmac.compare_digest(presented.encode("latin-1", "replace"), expected)
-    as_latin1 = hmac.compare_digest(presented.encode(), expected)
-    return as_utf8 or as_latin1
+    sent_utf8 = hmac.compare_digest(presented.encode("latin-1", "replace"), expected)
+    sent_latin1 = hmac.compare_digest(presented.encode(), expected)
+    return sent_utf8 or sent_latin1

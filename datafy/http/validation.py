@@ -17,22 +17,22 @@ MAX_USER_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 256
 MAX_METADATA_FIELDS = 256
 # A JSON \uD800-\uDFFF escape: the only way a JSON body can hold text that is not valid UTF-8 once stored.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def read_json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx ApiError."""
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-    raw = _read_body(request)
     overflow: list[str] = []
     try:
-        body = json.loads(raw, parse_constant=_reject_constant, parse_float=lambda text: _float(text, overflow))
+        text = _read_body(request).decode()  # strict UTF-8, as JSON must be (RFC 8259): no raw surrogates
+        body = json.loads(text, parse_constant=_reject_constant, parse_float=lambda number: _float(number, overflow))
     except (ValueError, RecursionError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+        raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    if overflow or _SURROGATE_ESCAPE.search(raw):
+    if overflow or _SURROGATE_ESCAPE.search(text):
         _reject_unstorable(body)
     return body
 

@@ -133,4 +133,5 @@ class Monitor:
 def _redact_url(url: str) -> str:
     """Scheme, host and port only: webhook URLs carry secrets in credentials, paths (n8n ids) and queries."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}/..."
+    host = parts.netloc.rpartition("@")[2]  # drop user:password, keep host[:port] as written
+    return f"{parts.scheme}://{host}/..."
