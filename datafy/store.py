@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SEQUENCE_TTL_SECONDS = 30 * 86400
 TRIM_LOCK_MS = 5000
+REPORT_EVERY_SECONDS = 60  # a user whose script keeps failing is logged at most this often
+T = TypeVar("T")
 _SCRIPTS = ("append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay")
 
 
@@ -43,20 +47,29 @@ def is_batch_id(text: str) -> bool:
 _UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "BUSY")
 
 
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    """Turn 'Redis cannot take this now' into StoreUnavailableError; anything else is a bug and propagates."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError) as exc:
-        raise StoreUnavailableError(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
-    except redis.exceptions.OutOfMemoryError as exc:
+def _as_unavailable(exc: Exception) -> StoreUnavailableError | None:
+    """StoreUnavailableError when `exc` means 'Redis cannot take this now', else None (a bug: it propagates)."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)):
+        return StoreUnavailableError(f"redis unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
         # A script fails at its first allocating write, before it changed anything: nothing half-done.
-        raise StoreUnavailableError(f"redis is out of memory (maxmemory): {exc}") from exc
-    except redis.ResponseError as exc:
+        return StoreUnavailableError(f"redis is out of memory (maxmemory): {exc}")
+    if isinstance(exc, redis.ResponseError):
         text = str(exc).rsplit(" of pipeline caused error: ", 1)[-1]  # a pipeline prefixes the reply
         if text.startswith(_UNAVAILABLE_REPLIES):
-            raise StoreUnavailableError(f"redis refused the write: {text}") from exc
+            return StoreUnavailableError(f"redis refused the write: {text}")
+    return None
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    """Raise StoreUnavailableError for 'Redis cannot take this now'; anything else propagates."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        unavailable = _as_unavailable(exc)
+        if unavailable is not None:
+            raise unavailable from exc
         raise
 
 
@@ -96,6 +109,7 @@ class Store:
             # decide instead (the API answers 503 and the client retries; the monitor backs off).
             retry=Retry(NoBackoff(), 0),
         )
+        self._reported: dict[str, float] = {}  # user -> when its failing script was last logged
         library = _read_script("_lib")
         self._scripts: dict[str, Script] = {
             name: self.client.register_script(library + "\n" + _read_script(name)) for name in _SCRIPTS
@@ -234,8 +248,8 @@ class Store:
             pipe = self.client.pipeline(transaction=False)
             for user in candidates:
                 self._scripts["flush"](keys=self._user_keys(user), args=self._flush_args(user, ""), client=pipe)
-            replies = pipe.execute()
-        return [FlushedBatch(u, int(r[1]), int(r[2])) for u, r in zip(candidates, replies, strict=False) if r[0] == 1]
+            replies = self._per_user(candidates, pipe.execute(raise_on_error=False), "flush")
+        return [FlushedBatch(user, int(r[1]), int(r[2])) for user, r in replies if r[0] == 1]
 
     def claim_ready(self, limit: int, lease_seconds: float) -> list[Claim]:
         """Lease up to `limit` batches that are ready for a delivery attempt, oldest first per user."""
@@ -257,12 +271,31 @@ class Store:
                 k = self.keys.user(user)
                 keys = [self._ready(user), k.outbox, k.batches]
                 self._scripts["claim"](keys=keys, args=[user, int(lease_seconds * 1000), token], client=pipe)
-            replies = pipe.execute()
+            replies = self._per_user(
+                list(zip(candidates, tokens, strict=True)), pipe.execute(raise_on_error=False), "claim"
+            )
         return [
             Claim(user, r[0], r[1], int(r[2]), token)
-            for user, token, r in zip(candidates, tokens, replies, strict=False)
+            for (user, token), r in replies
             if r  # None: another monitor took it first, or it was not ready after all
         ]
+
+    def _per_user(self, subjects: list[T], replies: list[Any], operation: str) -> list[tuple[T, Any]]:
+        """Pair pipeline replies with their subjects, so that one user's failing script cannot stall every
+        other user: an 'unavailable' reply raises, any other error is logged (once a minute) and skipped."""
+        paired = []
+        for subject, reply in zip(subjects, replies, strict=True):
+            if not isinstance(reply, Exception):
+                paired.append((subject, reply))
+                continue
+            unavailable = _as_unavailable(reply)
+            if unavailable is not None:
+                raise unavailable from reply
+            user = subject[0] if isinstance(subject, tuple) else subject
+            if time.monotonic() - self._reported.get(user, -math.inf) >= REPORT_EVERY_SECONDS:
+                self._reported[user] = time.monotonic()
+                log.error("%s failed for user=%s, skipping it; other users go on: %s", operation, user, reply)
+        return paired
 
     def ack(self, claim: Claim) -> bool:
         """The batch was delivered: remove it and free the user's next batch."""

@@ -273,3 +273,16 @@ def test_expired_events_of_keys_that_are_not_utf8_are_skipped(store: Store) -> N
         assert "alice" in users
     finally:
         subscription.close()
+
+
+def test_one_users_failing_script_does_not_stall_the_others(store: Store, redis_client: redis.Redis) -> None:
+    store.append(msg("poison", "oi", ttl_ms=1))
+    store.append(msg("fine", "oi", ttl_ms=1))
+    redis_client.delete(store.keys.user("poison").buffer)
+    redis_client.set(store.keys.user("poison").buffer, "not a list")  # flush fails with WRONGTYPE
+    time.sleep(0.01)
+    assert [batch.user for batch in store.flush_due(100)] == ["fine"]
+    store.append(msg("stuck", "oi", flush_reason="request"))
+    redis_client.delete(store.keys.user("stuck").outbox)
+    redis_client.set(store.keys.user("stuck").outbox, "not a list")  # claim fails with WRONGTYPE
+    assert [claim.user for claim in store.claim_ready(10, 10)] == ["fine"]
