@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 SEQUENCE_TTL_SECONDS = 30 * 86400
 TRIM_LOCK_MS = 5000
 REPORT_EVERY_SECONDS = 60  # a user whose script keeps failing is logged at most this often
-T = TypeVar("T")
 _SCRIPTS = ("append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay")
 
 
@@ -249,7 +248,9 @@ class Store:
             for user in candidates:
                 self._scripts["flush"](keys=self._user_keys(user), args=self._flush_args(user, ""), client=pipe)
             replies = self._per_user(candidates, pipe.execute(raise_on_error=False), "flush")
-        return [FlushedBatch(user, int(r[1]), int(r[2])) for user, r in replies if r[0] == 1]
+        return [
+            FlushedBatch(u, int(r[1]), int(r[2])) for u, r in zip(candidates, replies, strict=True) if r and r[0] == 1
+        ]
 
     def claim_ready(self, limit: int, lease_seconds: float) -> list[Claim]:
         """Lease up to `limit` batches that are ready for a delivery attempt, oldest first per user."""
@@ -271,31 +272,27 @@ class Store:
                 k = self.keys.user(user)
                 keys = [self._ready(user), k.outbox, k.batches]
                 self._scripts["claim"](keys=keys, args=[user, int(lease_seconds * 1000), token], client=pipe)
-            replies = self._per_user(
-                list(zip(candidates, tokens, strict=True)), pipe.execute(raise_on_error=False), "claim"
-            )
+            replies = self._per_user(candidates, pipe.execute(raise_on_error=False), "claim")
         return [
             Claim(user, r[0], r[1], int(r[2]), token)
-            for (user, token), r in replies
-            if r  # None: another monitor took it first, or it was not ready after all
+            for user, token, r in zip(candidates, tokens, replies, strict=True)
+            if r  # None: another monitor took it first, it was not ready after all, or its script failed
         ]
 
-    def _per_user(self, subjects: list[T], replies: list[Any], operation: str) -> list[tuple[T, Any]]:
-        """Pair pipeline replies with their subjects, so that one user's failing script cannot stall every
-        other user: an 'unavailable' reply raises, any other error is logged (once a minute) and skipped."""
-        paired = []
-        for subject, reply in zip(subjects, replies, strict=True):
+    def _per_user(self, users: list[str], replies: list[Any], operation: str) -> list[Any]:
+        """The pipeline replies, one per user, with a failed script's reply as None, so that one user's failing
+        script cannot stall every other user: an 'unavailable' reply raises, any other error is logged (once a
+        minute per user) and skipped."""
+        for user, reply in zip(users, replies, strict=True):
             if not isinstance(reply, Exception):
-                paired.append((subject, reply))
                 continue
             unavailable = _as_unavailable(reply)
             if unavailable is not None:
                 raise unavailable from reply
-            user = subject[0] if isinstance(subject, tuple) else subject
             if time.monotonic() - self._reported.get(user, -math.inf) >= REPORT_EVERY_SECONDS:
                 self._reported[user] = time.monotonic()
                 log.error("%s failed for user=%s, skipping it; other users go on: %s", operation, user, reply)
-        return paired
+        return [None if isinstance(reply, Exception) else reply for reply in replies]
 
     def ack(self, claim: Claim) -> bool:
         """The batch was delivered: remove it and free the user's next batch."""
@@ -351,22 +348,22 @@ class Store:
                 self.client.delete(lock)
 
     def _trim_dead_letters(self, parts: list[PartitionKeys]) -> int:
-        with _redis_errors():
-            pipe = self.client.pipeline(transaction=False)
-            for part in parts:
-                pipe.zcard(part.dead)
-            excess = sum(pipe.execute()) - self.settings.dead_letter_max
-            if excess <= 0:
-                return 0
-            for part in parts:
-                pipe.zrange(part.dead, 0, excess - 1, withscores=True)
-            candidates = [
-                (score, bid, part) for part, page in zip(parts, pipe.execute(), strict=True) for bid, score in page
-            ]
-            for _, batch_id, part in sorted(candidates, key=lambda entry: entry[0])[:excess]:
-                pipe.zrem(part.dead, batch_id)
-                pipe.hdel(part.dead_data, batch_id, f"i:{batch_id}")
-            return sum(pipe.execute()[0::2])
+        """The trim itself; the caller holds the lock and maps Redis errors."""
+        pipe = self.client.pipeline(transaction=False)
+        for part in parts:
+            pipe.zcard(part.dead)
+        excess = sum(pipe.execute()) - self.settings.dead_letter_max
+        if excess <= 0:
+            return 0
+        for part in parts:
+            pipe.zrange(part.dead, 0, excess - 1, withscores=True)
+        candidates = [
+            (score, bid, part) for part, page in zip(parts, pipe.execute(), strict=True) for bid, score in page
+        ]
+        for _, batch_id, part in sorted(candidates, key=lambda entry: entry[0])[:excess]:
+            pipe.zrem(part.dead, batch_id)
+            pipe.hdel(part.dead_data, batch_id, f"i:{batch_id}")
+        return sum(pipe.execute()[0::2])
 
     # ---- dead letters (admin) ----
 

@@ -81,10 +81,10 @@ class Monitor:
                     log.info("monitor loop recovered; resuming")
                 outage_backoff = 0.0
             except Exception as exc:
-                if not outage_backoff and isinstance(exc, StoreUnavailableError):
-                    log.warning("redis unavailable (%s); retrying until it is back", exc)
-                elif not isinstance(exc, StoreUnavailableError):  # a bug or an unexpected reply: keep going
+                if not isinstance(exc, StoreUnavailableError):  # a bug or an unexpected reply: keep going
                     log.exception("unexpected error in the monitor loop; retrying")
+                elif not outage_backoff:  # one warning per outage
+                    log.warning("redis unavailable (%s); retrying until it is back", exc)
                 outage_backoff = min(max(outage_backoff * 2, 0.1), MAX_OUTAGE_BACKOFF_SECONDS)
                 self.stopping.wait(outage_backoff)
                 continue

@@ -38,16 +38,13 @@ class ExpiryListener(threading.Thread):
                     user = subscription.next_user(timeout=POLL_SECONDS)
                     if user is not None:
                         self.on_expired(user)
-            except StoreUnavailableError as exc:
-                # One warning per outage; the retries in between only at debug level.
-                log.log(
-                    logging.WARNING if connected else logging.DEBUG, "expiry subscription lost (%s); resubscribing", exc
-                )
+            except Exception as exc:  # resubscribe after anything: the listener never dies
+                if not isinstance(exc, StoreUnavailableError):
+                    log.exception("expiry listener error; resubscribing")
+                else:  # one warning per outage; the retries in between only at debug level
+                    level = logging.WARNING if connected else logging.DEBUG
+                    log.log(level, "expiry subscription lost (%s); resubscribing", exc)
                 connected = False
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except Exception:  # e.g. another app's key name that is not UTF-8: resubscribe, never die
-                log.exception("expiry listener error; resubscribing")
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:
