@@ -43,15 +43,29 @@ def api_app() -> Flask:
 
 
 def run_monitor() -> int:
-    """Run the monitor until SIGTERM/SIGINT; a second signal exits at once."""
-    from datafy.monitor import Monitor
+    """Run the monitor until SIGTERM/SIGINT: one process per CPU (MONITOR_PROCESSES), supervised by this one."""
+    from datafy.cpus import available_cpus
+    from datafy.monitor import Monitor, health
+    from datafy.monitor.supervisor import Supervisor
 
     settings = load_settings()
     try:
-        monitor = Monitor(settings)
+        Monitor.validate(settings)
     except ConfigurationError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
+    count = settings.monitor_processes or available_cpus()
+    health.reset()
+    if count == 1:
+        return run_monitor_process(settings, 0)
+    return Supervisor(settings, count, run_monitor_process).run()
+
+
+def run_monitor_process(settings: Settings, slot: int) -> int:
+    """One monitor process; SIGTERM (and SIGINT) stop it gracefully, a second signal exits at once."""
+    from datafy.monitor import Monitor
+
+    monitor = Monitor(settings, slot=slot)
     signals_seen = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -62,7 +76,8 @@ def run_monitor() -> int:
         monitor.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a supervised process leaves Ctrl-C to its parent
+        signal.signal(signal.SIGINT, on_signal)
     unfinished = monitor.run()
     logging.shutdown()
     if unfinished:

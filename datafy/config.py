@@ -16,6 +16,7 @@ T = TypeVar("T")
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
+MAX_MONITOR_PROCESSES = 64
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -59,6 +60,7 @@ class Settings:
     flush_keywords: frozenset[str] = field(default_factory=frozenset)
     dedupe_window: float = 600.0
     webhook_concurrency: int = 32
+    monitor_processes: int = 0  # 0: one per CPU the container may use
     webhook_timeout: float = 15.0
     webhook_retry_schedule: tuple[float, ...] = tuple(parse_duration(s) for s in DEFAULT_RETRY_SCHEDULE.split(","))
     delivery_visibility_timeout: float = 60.0
@@ -119,6 +121,7 @@ class Settings:
             ),
             dedupe_window=reader.get("DEDUPE_WINDOW", parse_duration, 600.0, minimum=1, maximum=MAX_SECONDS),
             webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
+            monitor_processes=reader.get("MONITOR_PROCESSES", int, 0, minimum=0, maximum=MAX_MONITOR_PROCESSES),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),
             webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, cls.webhook_retry_schedule),
             delivery_visibility_timeout=reader.get("DELIVERY_VISIBILITY_TIMEOUT", float, 60.0, minimum=1),

@@ -244,10 +244,8 @@ class Store:
             candidates = [user for page in pipe.execute() for user in page]
             if not candidates:
                 return []
-            pipe = self.client.pipeline(transaction=False)
-            for user in candidates:
-                self._scripts["flush"](keys=self._user_keys(user), args=self._flush_args(user, ""), client=pipe)
-            replies = self._per_user(candidates, pipe.execute(raise_on_error=False), "flush")
+            calls = [(self._user_keys(user), self._flush_args(user, "")) for user in candidates]
+            replies = self._per_user(candidates, self._run_many("flush", calls), "flush")
         return [
             FlushedBatch(u, int(r[1]), int(r[2])) for u, r in zip(candidates, replies, strict=True) if r and r[0] == 1
         ]
@@ -266,13 +264,12 @@ class Store:
             candidates = [user for page in pipe.execute() for user in page][:limit]
             if not candidates:
                 return []
-            pipe = self.client.pipeline(transaction=False)
             tokens = [uuid.uuid4().hex for _ in candidates]
-            for user, token in zip(candidates, tokens, strict=False):
-                k = self.keys.user(user)
-                keys = [self._ready(user), k.outbox, k.batches]
-                self._scripts["claim"](keys=keys, args=[user, int(lease_seconds * 1000), token], client=pipe)
-            replies = self._per_user(candidates, pipe.execute(raise_on_error=False), "claim")
+            calls = [
+                (self._outbox_keys(user), [user, int(lease_seconds * 1000), token])
+                for user, token in zip(candidates, tokens, strict=True)
+            ]
+            replies = self._per_user(candidates, self._run_many("claim", calls), "claim")
         return [
             Claim(user, r[0], r[1], int(r[2]), token)
             for user, token, r in zip(candidates, tokens, replies, strict=True)
@@ -296,20 +293,43 @@ class Store:
 
     def ack(self, claim: Claim) -> bool:
         """The batch was delivered: remove it and free the user's next batch."""
-        k = self.keys.user(claim.user)
+        return self.ack_many([claim])[0]
+
+    def ack_many(self, claims: list[Claim]) -> list[bool]:
+        """Acknowledge several delivered batches in one round trip; False where one was already acknowledged."""
+        calls = [(self._outbox_keys(claim.user), [claim.user, claim.batch_id]) for claim in claims]
         with _redis_errors():
-            return bool(
-                self._scripts["ack"](
-                    keys=[self._ready(claim.user), k.outbox, k.batches], args=[claim.user, claim.batch_id]
-                )
-            )
+            replies = self._per_user([claim.user for claim in claims], self._run_many("ack", calls), "ack")
+        return [bool(reply) for reply in replies]
+
+    def _run_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run script `name` once per (keys, args) in one pipelined round trip; a failed call's reply is its error.
+
+        EVALSHA straight into the pipeline: redis-py's own script pipelining first asks SCRIPT EXISTS, a
+        round trip more for every pipeline. A server that lost the script (restarted) gets it loaded once and
+        the calls it refused run again (NOSCRIPT means the call did not run).
+        """
+        script = self._scripts[name]
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for i in todo:
+                keys, args = calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            for i, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+            todo = [i for i in todo if isinstance(replies[i], redis.exceptions.NoScriptError)]
+            if not todo:
+                break
+            script.sha = self.client.script_load(script.script)
+        return replies
 
     def retry_later(self, claim: Claim, delay_seconds: float, status: int | None, error: str) -> bool:
         """Record a failed attempt and schedule the next one; False if our lease was lost meanwhile."""
-        k = self.keys.user(claim.user)
         args = [claim.user, claim.batch_id, claim.token, int(delay_seconds * 1000), status or 0, error]
         with _redis_errors():
-            return bool(self._scripts["retry"](keys=[self._ready(claim.user), k.outbox, k.batches], args=args))
+            return bool(self._scripts["retry"](keys=self._outbox_keys(claim.user), args=args))
 
     def bury(self, claim: Claim, status: int | None, error: str) -> tuple[bool, int]:
         """Move the batch to the dead letters; returns (moved, how many old dead letters were trimmed)."""
@@ -443,6 +463,10 @@ class Store:
 
     def _ready(self, user: str) -> str:
         return self.keys.indexes_of(user).ready
+
+    def _outbox_keys(self, user: str) -> list[str]:
+        k = self.keys.user(user)
+        return [self._ready(user), k.outbox, k.batches]
 
     def _user_keys(self, user: str) -> list[str]:
         k: UserKeys = self.keys.user(user)

@@ -1,18 +1,24 @@
-"""One webhook POST and its result. Never raises: every outcome is a DeliveryResult."""
+"""One webhook POST and its result. Never raises: every outcome is a DeliveryResult.
+
+The monitor POSTs from an asyncio event loop over one pooled aiohttp session: per POST it costs about a
+fifth of the CPU of `requests` on a thread pool, which is what lets one monitor container keep up with
+the API (docs/PERFORMANCE.md, "Delivery throughput").
+"""
 
 from __future__ import annotations
 
 import time
+import urllib.request
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies
+import aiohttp
 
 from datafy import __version__
 from datafy.retry import is_retryable_status, parse_retry_after
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+MAX_REPLY_BYTES = 64 * 1024  # we only need the status line; a larger reply is cut off with its connection
 
 
 @dataclass(frozen=True)
@@ -28,42 +34,66 @@ class DeliveryResult:
 
 
 class WebhookClient:
-    """POSTs batches over one pooled session: explicit timeouts, no redirects followed."""
+    """POSTs batches over one pooled session: a bound on the whole POST, no redirects followed.
+
+    Create, use and close it inside one running event loop.
+    """
 
     def __init__(self, url: str, timeout: float, pool_size: int) -> None:
         self.url = url
-        self.timeout = (min(CONNECT_TIMEOUT_SECONDS, timeout), timeout)
-        self.session = requests.Session()
-        # Proxy settings are read from the environment once, not on every POST (which costs ~20% CPU).
-        self.session.trust_env = False
-        self.session.proxies = get_environ_proxies(url)
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers.update({"User-Agent": f"redis-datafy/{__version__}", "Content-Type": "application/json"})
+        # `total` bounds the whole POST, trickled replies included, so a lease always outlives its attempt.
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT_SECONDS, timeout))
+        # Proxy settings are read from the environment once, not on every POST.
+        self.proxy = _proxy_for(url)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=30),
+            headers={"User-Agent": f"redis-datafy/{__version__}", "Content-Type": "application/json"},
+            trust_env=False,
+        )
 
-    def send_batch(self, body: bytes, batch_id: str) -> DeliveryResult:
+    async def send_batch(self, body: bytes, batch_id: str) -> DeliveryResult:
         """POST one batch; the batch id doubles as an idempotency key for receivers that dedupe."""
         started = time.perf_counter()
         headers = {"X-Batch-Id": batch_id, "Idempotency-Key": batch_id}
         try:
-            response = self.session.post(
-                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.Timeout:
+            async with self.session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, proxy=self.proxy
+            ) as response:
+                status, retry_after = response.status, response.headers.get("Retry-After")
+                await _discard_reply(response)
+        except TimeoutError:
             return DeliveryResult(False, None, "timeout", True, None, _ms_since(started))
-        except requests.RequestException as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             error = f"connection error: {type(exc).__name__}"
             return DeliveryResult(False, None, error, True, None, _ms_since(started))
-        elapsed, status = _ms_since(started), response.status_code
+        elapsed = _ms_since(started)
         if 200 <= status < 300:
             return DeliveryResult(True, status, "", False, None, elapsed)
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return DeliveryResult(False, status, f"HTTP {status}", is_retryable_status(status), retry_after, elapsed)
+        wait = parse_retry_after(retry_after)
+        return DeliveryResult(False, status, f"HTTP {status}", is_retryable_status(status), wait, elapsed)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release pooled connections."""
-        self.session.close()
+        await self.session.close()
+
+
+async def _discard_reply(response: aiohttp.ClientResponse) -> None:
+    """Read the reply body so the connection can be reused, up to MAX_REPLY_BYTES."""
+    read = 0
+    while chunk := await response.content.readany():
+        read += len(chunk)
+        if read > MAX_REPLY_BYTES:
+            response.close()
+            return
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy that HTTP_PROXY / HTTPS_PROXY / NO_PROXY give for `url`, as requests and curl would pick it."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return proxies.get(parts.scheme)
 
 
 def _ms_since(started: float) -> float:

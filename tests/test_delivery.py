@@ -1,52 +1,76 @@
-"""One delivery attempt, through a real receiver and Redis: every outcome is written back before it returns."""
+"""Delivery attempts through the real sender, a real receiver and Redis: every outcome is written back."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
+
+import pytest
 
 from datafy.config import Settings
 from datafy.dev.receiver import Receiver, Reply
-from datafy.model import IncomingMessage
-from datafy.monitor.delivery import Deliverer
+from datafy.model import Claim, IncomingMessage
+from datafy.monitor.delivery import Recorder
+from datafy.monitor.sender import Sender
 from datafy.store import Store
-from datafy.webhook import WebhookClient
 
 
-def deliverer(settings: Settings, store: Store, receiver: Receiver) -> Deliverer:
-    return Deliverer(settings, store, WebhookClient(receiver.url, settings.webhook_timeout, 4))
+@pytest.fixture
+def sender(receiver: Receiver) -> Iterator[Sender]:
+    sender = Sender(receiver.url, 2, 4, on_finished=lambda: None)
+    sender.start()
+    yield sender
+    sender.stop()
 
 
-def sealed_claim(store: Store, user: str = "u1"):
-    store.append(IncomingMessage(user=user, message="oi", ttl_ms=1000, flush_reason="request"))
-    [claim] = store.claim_ready(1, 10)
-    return claim
+def attempt(settings: Settings, store: Store, sender: Sender, *claims: Claim) -> None:
+    """Deliver `claims` and record their outcomes, as one round of the monitor's loop does."""
+    done = threading.Event()
+    sender.on_finished = done.set
+    sender.submit(list(claims))
+    finished = []
+    while len(finished) < len(claims):
+        assert done.wait(5)
+        done.clear()
+        finished += sender.take_finished()
+    Recorder(settings, store).record(finished)
 
 
-def test_delivered_then_acknowledged(settings: Settings, store: Store, receiver: Receiver) -> None:
-    deliverer(settings, store, receiver).deliver(sealed_claim(store))
-    assert receiver.delivered[0]["messages"] == ["oi"]
+def sealed_claims(store: Store, *users: str) -> list[Claim]:
+    for user in users:
+        store.append(IncomingMessage(user=user, message=f"oi {user}", ttl_ms=1000, flush_reason="request"))
+    return store.claim_ready(len(users), 10)
+
+
+def test_delivered_then_acknowledged_in_one_round(
+    settings: Settings, store: Store, sender: Sender, receiver: Receiver
+) -> None:
+    attempt(settings, store, sender, *sealed_claims(store, "u1", "u2", "u3"))
+    assert sorted(batch["messages"][0] for batch in receiver.delivered) == ["oi u1", "oi u2", "oi u3"]
     assert store.claim_ready(10, 10) == []
 
 
-def test_a_failure_is_rescheduled_then_dead_lettered(settings: Settings, store: Store, receiver: Receiver) -> None:
+def test_a_failure_is_rescheduled_then_dead_lettered(
+    settings: Settings, store: Store, sender: Sender, receiver: Receiver
+) -> None:
     settings = replace(settings, webhook_retry_schedule=(0.0,))
     receiver.behaviour = lambda batch, nth: Reply(status=503)
-    worker = deliverer(settings, store, receiver)
-    worker.deliver(sealed_claim(store))
+    attempt(settings, store, sender, *sealed_claims(store, "u1"))
     [again] = store.claim_ready(1, 10)  # rescheduled, not lost
-    worker.deliver(again)
+    attempt(settings, store, sender, again)
     total, [letter] = store.dead_letters(0, 10)
     assert total == 1 and letter.info["attempts"] == 2 and letter.info["last_status"] == 503
 
 
-def test_a_bug_still_records_an_outcome(settings: Settings, store: Store, receiver: Receiver) -> None:
+def test_a_bug_still_records_an_outcome(settings: Settings, store: Store, sender: Sender, receiver: Receiver) -> None:
     """A batch the monitor cannot even build follows the retry schedule to the dead letters; no endless leases."""
     settings = replace(settings, webhook_retry_schedule=(0.0,))
-    worker = deliverer(settings, store, receiver)
-    worker.deliver(replace(sealed_claim(store), body="{not json"))
+    [claim] = sealed_claims(store, "u1")
+    attempt(settings, store, sender, replace(claim, body="{not json"))
     [again] = store.claim_ready(1, 10)
     assert again.attempt == 2
-    worker.deliver(replace(again, body="{not json"))
+    attempt(settings, store, sender, replace(again, body="{not json"))
     total, [letter] = store.dead_letters(0, 10)
     assert total == 1 and letter.info["last_error"] == "internal error: JSONDecodeError"
     assert receiver.received == []

@@ -49,11 +49,24 @@ class Proc:
             self.process.kill()
             return self.process.wait()
 
+    def children(self) -> list[int]:
+        """The PIDs of the process's live children (a monitor's supervised processes)."""
+        return child_pids(self.process.pid)
+
     def kill(self) -> None:
         """SIGKILL: a crash."""
         with suppress(ProcessLookupError):
             self.process.kill()
         self.process.wait()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of `pid`, from /proc (Linux)."""
+    try:
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in
+                (task / "children").read_text().split()]  # fmt: skip
+    except FileNotFoundError:  # the process is gone
+        return []
 
 
 def start(name: str, args: list[str], env: dict[str, str], tmp_path: Path) -> Proc:

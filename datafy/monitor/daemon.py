@@ -1,133 +1,178 @@
-"""The monitor's main loop: seal due batches, lease ready ones, deliver them from a thread pool."""
+"""One monitor process: a flusher seals due batches, the main loop leases ready ones for the sender and
+records how each attempt went."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from datafy.checks import check_redis
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
-from datafy.monitor.delivery import Deliverer
+from datafy.monitor.delivery import Recorder
 from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
+from datafy.monitor.sender import Sender
 from datafy.store import Store
-from datafy.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 
 FLUSH_BATCH_PER_PARTITION = 1000
 MAX_OUTAGE_BACKOFF_SECONDS = 2.0
+STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
 
 
 class Monitor:
     """One monitor process. Several may share a Redis: leases keep them from delivering a batch twice."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
-        if not settings.webhook_url:
-            raise ConfigurationError("WEBHOOK_URL is required: the monitor has nowhere to deliver batches")
+    def __init__(self, settings: Settings, store: Store | None = None, slot: int = 0) -> None:
+        self.validate(settings)
         self.settings = settings
         self.store = store or Store(settings)
-        self.webhook = WebhookClient(settings.webhook_url, settings.webhook_timeout, settings.webhook_concurrency)
-        self.deliverer = Deliverer(settings, self.store, self.webhook)
         self.stopping = threading.Event()
-        self.wake = threading.Event()  # run the loop now rather than at the next poll
-        self.hint = threading.Event()  # an expired event came: flush now
-        # Claims are batched: one round trip leases work for several free workers.
-        self._claim_batch = max(1, settings.webhook_concurrency // 4)
-        self.in_flight: set[Future[None]] = set()
-        self._in_flight_lock = threading.Lock()
-        self.heartbeat = Heartbeat()
+        self.wake = threading.Event()  # run the main loop now rather than at the next poll
+        s = settings
+        self.sender = Sender(s.webhook_url, s.webhook_timeout, s.webhook_concurrency, on_finished=self.wake.set)
+        self.recorder = Recorder(settings, self.store)
+        self.flusher = Flusher(self.store, settings.flush_poll_interval, self.stopping, on_sealed=self.wake.set)
+        self.in_flight = 0  # leased and not yet recorded; the main loop's thread only
+        self.slot = slot
+        self.heartbeat = Heartbeat(slot)
+
+    @staticmethod
+    def validate(settings: Settings) -> None:
+        """Raise ConfigurationError for settings a monitor cannot run with (checked before any process starts)."""
+        if not settings.webhook_url:
+            raise ConfigurationError("WEBHOOK_URL is required: the monitor has nowhere to deliver batches")
 
     def stop(self) -> None:
         """Ask the loop to stop claiming work; safe to call from a signal handler."""
         self.stopping.set()
         self.wake.set()
+        self.flusher.hint.set()
 
     def run(self) -> int:
         """Run until stop(); returns how many deliveries were still in flight when the grace period ran out."""
         s = self.settings
         log.info(
-            "monitor starting redis=%s webhook=%s concurrency=%d poll=%.3fs",
-            s.redis_url_redacted, _redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
+            "monitor starting process=%d redis=%s webhook=%s concurrency=%d poll=%.3fs",
+            self.slot, s.redis_url_redacted, _redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
         )  # fmt: skip
         check_redis(self.store)
-        listener = ExpiryListener(self.store, self._expired, self.stopping)
+        listener = ExpiryListener(self.store, lambda user: self.flusher.hint.set(), self.stopping)
+        self.sender.start()
         listener.start()
-        pool = ThreadPoolExecutor(max_workers=s.webhook_concurrency, thread_name_prefix="deliver")
+        self.flusher.start()
         try:
-            self._loop(pool)
+            self._loop()
+            return self._drain()
         finally:
             self.heartbeat.clear()
             listener.join(timeout=2)
-            unfinished = self._drain(pool)
-            self.webhook.close()
-        return unfinished
+            self.flusher.join(timeout=2)
+            self.sender.stop()
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
-        outage_backoff, next_flush = 0.0, 0.0
+    def _loop(self) -> None:
+        backoff = Backoff("monitor loop")
         while not self.stopping.is_set():
-            try:
-                if time.monotonic() >= next_flush or self.hint.is_set():
-                    self.hint.clear()
-                    self.flush_due()
-                    next_flush = time.monotonic() + self.settings.flush_poll_interval
-                self.claim(pool)
-                self.heartbeat.beat()
-                if outage_backoff:
-                    log.info("monitor loop recovered; resuming")
-                outage_backoff = 0.0
-            except Exception as exc:
-                if not isinstance(exc, StoreUnavailableError):  # a bug or an unexpected reply: keep going
-                    log.exception("unexpected error in the monitor loop; retrying")
-                elif not outage_backoff:  # one warning per outage
-                    log.warning("redis unavailable (%s); retrying until it is back", exc)
-                outage_backoff = min(max(outage_backoff * 2, 0.1), MAX_OUTAGE_BACKOFF_SECONDS)
-                self.stopping.wait(outage_backoff)
+            if not backoff.run(self._round):
+                self.stopping.wait(backoff.delay)
                 continue
-            self.wake.wait(max(0.0, next_flush - time.monotonic()))
+            if time.monotonic() - self.flusher.last_round < STALLED_AFTER_SECONDS:
+                self.heartbeat.beat()
+            self.wake.wait(self.settings.flush_poll_interval)
             self.wake.clear()
+
+    def _round(self) -> None:
+        """Record what finished, then lease work for the free slots (ready retries are found by this poll)."""
+        self._record_finished()
+        free = self.settings.webhook_concurrency - self.in_flight
+        claims = self.store.claim_ready(free, self.settings.delivery_visibility_timeout)
+        self.in_flight += len(claims)
+        self.sender.submit(claims)
+
+    def _record_finished(self) -> None:
+        finished = self.sender.take_finished()
+        if finished:
+            self.in_flight -= len(finished)
+            self.recorder.record(finished)
+
+    def _drain(self) -> int:
+        """Stop claiming, keep recording until in-flight POSTs finish or SHUTDOWN_GRACE runs out."""
+        grace = self.settings.shutdown_grace
+        if self.in_flight:
+            log.info("stopping: waiting up to %.0fs for %d delivery(ies)", grace, self.in_flight)
+        deadline = time.monotonic() + grace
+        while self.in_flight and time.monotonic() < deadline:
+            self.wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            self.wake.clear()
+            try:
+                self._record_finished()
+            except StoreUnavailableError as exc:  # their leases run out and the batches are tried again
+                log.warning("stopping without recording some outcomes: %s", exc)
+        if self.in_flight:
+            log.warning("stopping with %d delivery(ies) unfinished; they are retried after their lease", self.in_flight)
+        else:
+            log.info("monitor stopped cleanly")
+        return self.in_flight
+
+
+class Flusher(threading.Thread):
+    """Seals every batch whose deadline passed, each FLUSH_POLL_INTERVAL or at once on an expired-event hint.
+
+    A thread of its own, so that sealing and delivering never wait for each other.
+    """
+
+    def __init__(self, store: Store, interval: float, stop: threading.Event, on_sealed: Callable[[], None]) -> None:
+        super().__init__(name="flusher", daemon=True)
+        self.store, self.interval, self.stop, self.on_sealed = store, interval, stop, on_sealed
+        self.hint = threading.Event()
+        self.last_round = time.monotonic()
+
+    def run(self) -> None:
+        backoff = Backoff("flusher", outage_level=logging.DEBUG)  # the main loop already warns of an outage
+        while not self.stop.is_set():
+            if not backoff.run(self.flush_due):
+                self.stop.wait(backoff.delay)
+                continue
+            self.last_round = time.monotonic()
+            self.hint.wait(self.interval)
+            self.hint.clear()
 
     def flush_due(self) -> None:
         """Seal every batch whose deadline has passed into its user's outbox."""
-        for flushed in self.store.flush_due(FLUSH_BATCH_PER_PARTITION):
-            log.debug("flushed user=%s seq=%d messages=%d", flushed.user, flushed.sequence, flushed.count)
+        flushed = self.store.flush_due(FLUSH_BATCH_PER_PARTITION)
+        if flushed:
+            self.on_sealed()
+        for batch in flushed:
+            log.debug("flushed user=%s seq=%d messages=%d", batch.user, batch.sequence, batch.count)
 
-    def claim(self, pool: ThreadPoolExecutor) -> None:
-        """Lease ready batches for the free workers and start delivering them."""
-        free = self.settings.webhook_concurrency - len(self.in_flight)
-        for claim in self.store.claim_ready(free, self.settings.delivery_visibility_timeout):
-            future = pool.submit(self.deliverer.deliver, claim)
-            with self._in_flight_lock:
-                self.in_flight.add(future)
-            future.add_done_callback(self._finished)
 
-    def _expired(self, user: str) -> None:
-        self.hint.set()
-        self.wake.set()
+class Backoff:
+    """Runs one round of a loop that must never die: logs an outage once, a bug with its traceback."""
 
-    def _finished(self, future: Future[None]) -> None:
-        with self._in_flight_lock:
-            self.in_flight.discard(future)
-            free = self.settings.webhook_concurrency - len(self.in_flight)
-        if free >= self._claim_batch:
-            self.wake.set()  # enough workers are free to be worth a claim round trip before the next poll
+    def __init__(self, name: str, outage_level: int = logging.WARNING) -> None:
+        self.name, self.outage_level = name, outage_level
+        self.delay = 0.0
 
-    def _drain(self, pool: ThreadPoolExecutor) -> int:
-        with self._in_flight_lock:
-            pending = set(self.in_flight)
-        if pending:
-            log.info("stopping: waiting up to %.0fs for %d delivery(ies)", self.settings.shutdown_grace, len(pending))
-        _, not_done = wait(pending, timeout=self.settings.shutdown_grace)
-        pool.shutdown(wait=not not_done, cancel_futures=True)
-        if not_done:
-            log.warning("stopping with %d delivery(ies) unfinished; they are retried after their lease", len(not_done))
-        else:
-            log.info("monitor stopped cleanly")
-        return len(not_done)
+    def run(self, round_: Callable[[], None]) -> bool:
+        """True when the round went through; else sets `delay` for the caller to wait."""
+        try:
+            round_()
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailableError):  # a bug or an unexpected reply: keep going
+                log.exception("unexpected error in the %s; retrying", self.name)
+            elif not self.delay:  # one warning per outage
+                log.log(self.outage_level, "redis unavailable (%s); retrying until it is back", exc)
+            self.delay = min(max(self.delay * 2, 0.1), MAX_OUTAGE_BACKOFF_SECONDS)
+            return False
+        if self.delay:
+            log.log(min(self.outage_level, logging.INFO), "%s recovered; resuming", self.name)
+        self.delay = 0.0
+        return True
 
 
 def _redact_url(url: str) -> str:

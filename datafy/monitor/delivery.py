@@ -1,76 +1,65 @@
-"""Delivering one claimed batch: POST it, then acknowledge, reschedule or dead-letter it in Redis."""
+"""Recording delivery attempts in Redis: acknowledge, reschedule or dead-letter each, and log one line for it."""
 
 from __future__ import annotations
 
-import json
 import logging
-from contextlib import suppress
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
-from datafy.model import Claim, webhook_body
+from datafy.monitor.sender import Sent
 from datafy.retry import retry_delay
 from datafy.store import Store
-from datafy.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 
 
-class Deliverer:
-    """Runs on the monitor's thread pool; every outcome is written back to Redis before it returns."""
+class Recorder:
+    """Writes the outcome of finished attempts back to Redis; acknowledgements go in one round trip."""
 
-    def __init__(self, settings: Settings, store: Store, webhook: WebhookClient) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.webhook = webhook
 
-    def deliver(self, claim: Claim) -> None:
-        """One delivery attempt of a leased batch."""
+    def record(self, attempts: list[Sent]) -> None:
+        """Record every attempt; if Redis cannot take an outcome, that batch's lease runs out and it is tried again."""
+        delivered = [sent for sent in attempts if sent.result.delivered]
         try:
-            self._deliver(claim)
+            if delivered:
+                self.store.ack_many([sent.claim for sent in delivered])
         except StoreUnavailableError as exc:
-            # The outcome could not be recorded; the lease runs out and the batch is tried again.
-            log.warning("could not record delivery outcome user=%s batch=%s: %s", claim.user, claim.batch_id, exc)
-        except Exception as exc:
-            # A bug, not the receiver: still record an outcome, so the batch follows the retry schedule to
-            # the dead letters instead of being leased again forever.
-            log.exception("delivery failed unexpectedly user=%s batch=%s", claim.user, claim.batch_id)
-            with suppress(Exception):
-                self._record_failure(claim, None, f"internal error: {type(exc).__name__}", retryable=True)
+            log.warning("could not record %d delivery(ies), retried after their lease: %s", len(delivered), exc)
+        else:
+            for sent in delivered:
+                log.info(
+                    "delivered %s messages=%d reason=%s status=%d ms=%.0f",
+                    _ids(sent), sent.messages, sent.reason, sent.result.status, sent.result.duration_ms,
+                )  # fmt: skip
+        for sent in attempts:
+            if sent.result.delivered:
+                continue
+            try:
+                self._record_failure(sent)
+            except StoreUnavailableError as exc:
+                log.warning("could not record delivery outcome %s: %s", _ids(sent), exc)
 
-    def _deliver(self, claim: Claim) -> None:
-        body = webhook_body(claim.body)
-        payload = json.dumps(body, ensure_ascii=False).encode()
-        result = self.webhook.send_batch(payload, claim.batch_id)
-        ids = f"user={claim.user} batch={claim.batch_id} seq={body['sequence']} attempt={claim.attempt}"
-        if result.delivered:
-            self.store.ack(claim)
-            log.info(
-                "delivered %s messages=%d reason=%s status=%d ms=%.0f",
-                ids, body["message_count"], body["flush_reason"], result.status, result.duration_ms,
-            )  # fmt: skip
-            return
-        self._record_failure(claim, result.status, result.error, result.retryable, result.retry_after, ids)
-
-    def _record_failure(
-        self,
-        claim: Claim,
-        status: int | None,
-        error: str,
-        retryable: bool,
-        retry_after: float | None = None,
-        ids: str = "",
-    ) -> None:
+    def _record_failure(self, sent: Sent) -> None:
         """Schedule the next attempt, or move the batch to the dead letters when it is not retryable or spent."""
-        ids = ids or f"user={claim.user} batch={claim.batch_id} attempt={claim.attempt}"
-        delay = retry_delay(claim.attempt, self.settings.webhook_retry_schedule, retry_after)
-        if retryable and delay is not None:
-            if self.store.retry_later(claim, delay, status, error):
-                log.warning("delivery failed, retrying %s error=%r in=%.1fs", ids, error, delay)
+        claim, result = sent.claim, sent.result
+        delay = retry_delay(claim.attempt, self.settings.webhook_retry_schedule, result.retry_after)
+        if result.retryable and delay is not None:
+            if self.store.retry_later(claim, delay, result.status, result.error):
+                log.warning("delivery failed, retrying %s error=%r in=%.1fs", _ids(sent), result.error, delay)
             return
-        moved, trimmed = self.store.bury(claim, status, error)
+        moved, trimmed = self.store.bury(claim, result.status, result.error)
         if moved:
-            why = "retries exhausted" if retryable else "not retryable"
-            log.error("dead-lettered %s error=%r (%s)", ids, error, why)
+            why = "retries exhausted" if result.retryable else "not retryable"
+            log.error("dead-lettered %s error=%r (%s)", _ids(sent), result.error, why)
         if trimmed:
             log.error("DEAD_LETTER_MAX reached: dropped %d oldest dead letter(s)", trimmed)
+
+
+def _ids(sent: Sent) -> str:
+    """The ids an operator greps for: user, batch, sequence (when known) and attempt."""
+    claim = sent.claim
+    seq = f" seq={sent.sequence}" if sent.sequence else ""
+    return f"user={claim.user} batch={claim.batch_id}{seq} attempt={claim.attempt}"

@@ -1,0 +1,115 @@
+"""POSTs leased batches concurrently from one asyncio event loop, in a thread of its own.
+
+The monitor's loop hands claims over with submit(); each finished attempt lands in a queue that the loop
+takes with take_finished() and records in Redis in one round trip. Nothing here talks to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from datafy.model import Claim, webhook_body
+from datafy.webhook import DeliveryResult, WebhookClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One finished delivery attempt: the claim, how the POST went, and the batch's facts for the log line."""
+
+    claim: Claim
+    result: DeliveryResult
+    sequence: int = 0
+    messages: int = 0
+    reason: str = ""
+
+
+class Sender:
+    """Runs every POST of one monitor process on an event loop; thread-safe submit() and take_finished()."""
+
+    def __init__(self, url: str, timeout: float, concurrency: int, on_finished: Callable[[], None]) -> None:
+        self.url, self.timeout, self.concurrency = url, timeout, concurrency
+        self.on_finished = on_finished
+        # Wake the monitor's loop once this many attempts wait to be recorded (or none is left running), so
+        # one round trip records several; the loop also looks at least every FLUSH_POLL_INTERVAL.
+        self.wake_after = max(1, concurrency // 8)
+        self.finished: deque[Sent] = deque()
+        self.loop = asyncio.new_event_loop()
+        self._running = 0  # attempts started and not yet finished; touched on the loop's thread only
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: WebhookClient | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sender", daemon=True)
+
+    def start(self) -> None:
+        """Start the loop's thread and open the HTTP session."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._open(), self.loop).result()
+
+    def submit(self, claims: list[Claim]) -> None:
+        """Start delivering `claims` (from any thread)."""
+        if claims:
+            self.loop.call_soon_threadsafe(self._start, claims)
+
+    def take_finished(self) -> list[Sent]:
+        """Every attempt finished since the last call, oldest first (from any thread)."""
+        taken = []
+        while self.finished:
+            taken.append(self.finished.popleft())
+        return taken
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel what is still running (its leases hand the batches on), close the session, end the thread."""
+        if not self._thread.is_alive():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout)
+        except (FutureTimeout, RuntimeError) as exc:
+            log.warning("sender did not close cleanly: %r", exc)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    async def _open(self) -> None:
+        self._client = WebhookClient(self.url, self.timeout, self.concurrency)
+
+    async def _close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+
+    def _start(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            task = self.loop.create_task(self._deliver(claim))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._running += len(claims)
+
+    async def _deliver(self, claim: Claim) -> None:
+        assert self._client is not None
+        try:
+            body = webhook_body(claim.body)
+            payload = json.dumps(body, ensure_ascii=False).encode()
+        except Exception as exc:  # a stored batch we cannot read: a bug, not the receiver's fault
+            log.exception("cannot build the webhook body user=%s batch=%s", claim.user, claim.batch_id)
+            result = DeliveryResult(False, None, f"internal error: {type(exc).__name__}", True, None, 0.0)
+            self._finish(Sent(claim, result))
+            return
+        result = await self._client.send_batch(payload, claim.batch_id)
+        self._finish(Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"]))
+
+    def _finish(self, sent: Sent) -> None:
+        self.finished.append(sent)
+        self._running -= 1
+        if self._running == 0 or len(self.finished) >= self.wake_after:
+            self.on_finished()

@@ -1,0 +1,120 @@
+"""Several monitor processes in one container: one per CPU, so a single container uses every core it has.
+
+The parent only supervises: it forks the processes, restarts one that dies, forwards SIGTERM and exits
+when they have all stopped. The processes share nothing but Redis, exactly as separate monitor
+containers do, so leases keep any two of them from delivering the same batch at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from datafy.config import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+STOP_MARGIN_SECONDS = 10.0  # beyond SHUTDOWN_GRACE, for a process to close its connections and exit
+HEALTHY_LIFE_SECONDS = 60.0  # a process that lived this long is restarted at once; one that dies young waits
+MAX_RESTART_DELAY_SECONDS = 30.0
+_PR_SET_PDEATHSIG = 1
+
+ProcessMain = Callable[[Settings, int], int]  # (settings, slot) -> exit code
+
+
+class Supervisor:
+    """Starts `count` processes running `main(settings, slot)` and keeps them running until SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings, count: int, main: ProcessMain) -> None:
+        self.settings, self.count, self.main = settings, count, main
+        self.context = multiprocessing.get_context("fork")  # nothing to pickle; the parent holds no connections
+        self.processes: dict[int, BaseProcess] = {}
+        self.started: dict[int, float] = {}
+        self.restart_delay: dict[int, float] = dict.fromkeys(range(count), 0.0)
+        self.restart_at: dict[int, float] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> int:
+        """Supervise until stopped; returns 0 once every process has exited."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info("monitor starting %d processes (MONITOR_PROCESSES)", self.count)
+        for slot in range(self.count):
+            self._start(slot)
+        while not self.stopping.wait(POLL_SECONDS):
+            self._restart_dead()
+        self._stop_all()
+        return 0
+
+    def _start(self, slot: int) -> None:
+        process = self.context.Process(
+            target=_process_main, args=(self.main, self.settings, slot, os.getpid()), name=f"monitor-{slot}"
+        )
+        process.start()
+        self.processes[slot], self.started[slot] = process, time.monotonic()
+        self.restart_at.pop(slot, None)
+
+    def _restart_dead(self) -> None:
+        now = time.monotonic()
+        for slot, process in self.processes.items():
+            if process.is_alive():
+                continue
+            if slot not in self.restart_at:
+                lived = now - self.started[slot]
+                delay = 0.0 if lived >= HEALTHY_LIFE_SECONDS else max(1.0, self.restart_delay[slot] * 2)
+                self.restart_delay[slot] = min(delay, MAX_RESTART_DELAY_SECONDS)
+                self.restart_at[slot] = now + self.restart_delay[slot]
+                log.error(
+                    "monitor process %d (pid %s) exited with code %s after %.0fs; restarting in %.0fs",
+                    slot, process.pid, process.exitcode, lived, self.restart_delay[slot],
+                )  # fmt: skip
+            if now >= self.restart_at[slot]:
+                self._start(slot)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping.is_set():  # a second signal: stop now
+            for process in self.processes.values():
+                if process.pid and process.is_alive():
+                    os.kill(process.pid, signal.SIGKILL)
+            os._exit(1)
+        log.info("received %s: stopping %d monitor processes", signal.Signals(signum).name, self.count)
+        self.stopping.set()
+
+    def _stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.pid and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.shutdown_grace + STOP_MARGIN_SECONDS
+        for slot, process in self.processes.items():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("monitor process %d did not stop in time; killing it", slot)
+                process.kill()
+                process.join()
+        log.info("all monitor processes stopped")
+
+
+def _process_main(main: ProcessMain, settings: Settings, slot: int, parent: int) -> None:
+    """The body of one forked process: die with the parent, leave Ctrl-C to the parent, run the monitor."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGTERM; Ctrl-C reaches the whole group
+    sys.exit(main(settings, slot))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a killed container takes every process along)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -1,0 +1,92 @@
+"""One monitor container runs one process per CPU: real `python3 monitor.py` processes, killed and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from datafy.dev.processes import process_env, running, start_api, start_monitor, wait_log
+from datafy.dev.receiver import Receiver, Reply
+from datafy.monitor.health import HEARTBEAT_DIR
+from tests.e2e.test_faults import send_many
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead too
+
+
+def wait_dead(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(alive(pid) for pid in pids)
+
+
+def healthcheck() -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "datafy.monitor.health"], env=process_env({}), capture_output=True,
+                          text=True, timeout=10)  # fmt: skip
+
+
+def test_one_process_per_cpu_and_one_sigterm_stops_them_all(
+    env: dict[str, str], receiver: Receiver, tmp_path: Path
+) -> None:
+    env.update(WEBHOOK_URL=receiver.url)
+    env.pop("MONITOR_PROCESSES", None)
+    monitor = start_monitor(env, tmp_path)
+    with running(monitor):
+        wait_log(monitor, "subscribed to")
+        children = monitor.children()
+        assert len(children) == len(os.sched_getaffinity(0)) >= 2  # this machine has 2 cores
+        deadline = time.monotonic() + 10
+        while len(list(HEARTBEAT_DIR.glob("*.alive"))) < len(children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert healthcheck().returncode == 0
+        monitor.signal(signal.SIGTERM)
+        assert monitor.process.wait(15) == 0
+        assert wait_dead(children, 5)
+    assert monitor.log().count("monitor stopped cleanly") == len(children)
+    check = healthcheck()
+    assert check.returncode == 1 and "no monitor process has a heartbeat" in check.stdout
+
+
+def test_a_killed_process_is_restarted_and_nothing_is_lost(
+    env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    env.update(WEBHOOK_URL=receiver.url, MONITOR_PROCESSES="2")
+    receiver.behaviour = lambda batch, nth: Reply(delay=0.02)
+    ledger = Ledger()
+    api = start_api(env, tmp_path)
+    monitor = start_monitor(env, tmp_path)
+    with running(monitor, api):
+        victim, survivor = monitor.children()
+        send_many(ledger, api.extra["url"], users=300, ttl=0.5)
+        assert receiver.wait_for(lambda r: len(r.delivered) >= 20, timeout=10)
+        os.kill(victim, signal.SIGKILL)  # mid-delivery
+        wait_log(monitor, "monitor process 0 (pid")
+        wait_log(monitor, "restarting in")
+        assert receiver.wait_for(all_acked_delivered(ledger), timeout=30)
+        assert_all_delivered(ledger, receiver, redis_client)
+        assert len(monitor.children()) == 2 and survivor in monitor.children() and victim not in monitor.children()
+
+
+def test_killing_the_container_takes_every_process_along(
+    env: dict[str, str], receiver: Receiver, tmp_path: Path
+) -> None:
+    """kill -9 of the parent (a container killed) leaves no orphan delivering on its own."""
+    env.update(WEBHOOK_URL=receiver.url, MONITOR_PROCESSES="3")
+    monitor = start_monitor(env, tmp_path)
+    children = monitor.children()
+    assert len(children) == 3
+    monitor.kill()
+    assert wait_dead(children, 5)
