@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from datafy.dev.processes import start, wait_http
+from datafy.dev.processes import child_pids, start, wait_http
 from datafy.dev.redis_server import RedisServer, free_port
 
 
@@ -86,3 +86,8 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(f) for f in fields[11:15]) / ticks
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its live descendants (a monitor container's processes, say)."""
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(child) for child in child_pids(pid))

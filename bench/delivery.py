@@ -1,72 +1,98 @@
-"""Delivery throughput: sealed batches POSTed per second to a fast local receiver, by 1 and by 2 monitors.
+"""Drain rate: N batches sealed while no monitor runs, then ONE monitor container (default settings)
+delivers them to the fast receiver. Compared with the API's ingest rate, measured in the same run with
+the same client (bench/client.py), and with the monitor's CPU per delivered batch.
 
-./dev bench delivery [--batches 20000]
+    ./dev bench delivery [--batches 10000,50000] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import cpu_seconds, fast_receiver, running_redis  # noqa: E402
-from datafy.config import Settings  # noqa: E402
+import redis  # noqa: E402
+
+from bench.client import send_all  # noqa: E402
+from bench.common import (  # noqa: E402
+    fast_receiver,
+    machine_facts,
+    start_gunicorn,
+    tree_cpu_seconds,
+)
 from datafy.dev.processes import start_monitor  # noqa: E402
-from datafy.model import IncomingMessage  # noqa: E402
-from datafy.store import Store  # noqa: E402
+from datafy.dev.redis_server import RedisServer  # noqa: E402
 
 
-def seal_batches(store: Store, count: int) -> None:
-    """`count` users with one sealed batch of 3 messages each, ready for delivery."""
-
-    def one(i: int) -> None:
-        user = f"5511{i:09d}"
-        for text in ("oi", "tudo bem?"):
-            store.append(IncomingMessage(user=user, message=text, ttl_ms=3_600_000, metadata={"pushName": "Ana"}))
-        store.append(IncomingMessage(user=user, message="queria saber o preço", ttl_ms=1, flush_reason="request"))
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(one, range(count)))
-
-
-def measure(monitors: int, batches: int, concurrency: int) -> None:
-    with running_redis() as server:
-        store = Store(Settings.from_env({"REDIS_URL": server.url}))
-        seal_batches(store, batches)
-        tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
-        with fast_receiver(tmp) as (url, records), ExitStack() as stack:
-            env = {"REDIS_URL": server.url, "WEBHOOK_URL": url, "WEBHOOK_CONCURRENCY": str(concurrency)}
-            procs = [start_monitor(env, tmp, name=f"monitor-{i}") for i in range(monitors)]
-            for proc in procs:
-                stack.callback(proc.stop)
-            cpu_before = [cpu_seconds(proc.process.pid) for proc in procs]
-            while sum(store.client.zcard(p.ready) for p in store.keys.all_partitions()) > 0:
-                time.sleep(0.1)
-            cpu = [cpu_seconds(proc.process.pid) - before for proc, before in zip(procs, cpu_before, strict=True)]
-        times = sorted(r["at"] for r in records)
-        unique = len({r["batch"]["batch_id"] for r in records})
-        span = times[-1] - times[0]
-        print(
-            f"  {monitors} monitor(s): {unique} batches in {span:.2f}s = {unique / span:.0f} batches/s "
-            f"({len(records) - unique} duplicates); monitor CPU {sum(cpu):.1f}s",
-            flush=True,
-        )
+def one_round(batches: int, tmp: Path) -> dict[str, float]:
+    """Ingest `batches` one-message batches (sealed at once with flush: true), then drain them with one monitor."""
+    server = RedisServer().start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        with fast_receiver(tmp) as (hook, received):
+            env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook}
+            bodies = [
+                {"user": f"55119{i:08d}", "message": "queria saber o preço", "pushName": "Ana", "flush": True}
+                for i in range(batches)
+            ]
+            with start_gunicorn("api:app", env, tmp) as url:
+                ingest, replies = asyncio.run(send_all(url, bodies))
+            refused = sum(1 for status, _ in replies if status != 200)
+            assert not refused, f"{refused} not acknowledged"
+            started = time.perf_counter()
+            monitor = start_monitor(env, tmp, name=f"monitor-{batches}")
+            processes = len(monitor.children()) or 1
+            cpu_before = tree_cpu_seconds(monitor.process.pid)
+            while any(client.scan_iter("datafy:*:ready", count=1000)):
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            cpu = tree_cpu_seconds(monitor.process.pid) - cpu_before
+            monitor.stop()
+        arrivals = sorted(r["at"] for r in received)
+        unique = len({r["batch"]["batch_id"] for r in received})
+    finally:
+        server.cleanup()
+    assert unique == batches, f"{batches - unique} batches missing"
+    return {
+        "ingest": ingest,
+        "drain": unique / (arrivals[-1] - arrivals[0]),
+        "wall": unique / elapsed,
+        "duplicates": len(received) - unique,
+        "cpu_us": cpu / unique * 1e6,
+        "processes": processes,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batches", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=32, help="WEBHOOK_CONCURRENCY of each monitor")
+    parser.add_argument("--batches", default="10000,50000")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    for monitors in (1, 2):
-        measure(monitors, args.batches, args.concurrency)
+    print(machine_facts(), flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
+    sizes = [int(n) for n in args.batches.split(",")]
+    results: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
+    for round_ in range(args.rounds):  # interleaved: the VM's speed drifts between runs
+        for n in sizes:
+            r = one_round(n, tmp)
+            results[n].append(r)
+            print(
+                f"  round {round_ + 1}, {n} batches: ingest {r['ingest']:,.0f} msg/s; one monitor "
+                f"({r['processes']:.0f} processes) drains {r['drain']:,.0f} batches/s first-to-last arrival, "
+                f"{r['wall']:,.0f}/s from its start; ratio {r['drain'] / r['ingest']:.2f}; "
+                f"{r['cpu_us']:.0f} µs CPU per batch; {r['duplicates']:.0f} duplicates",
+                flush=True,
+            )
+    for n, rounds in results.items():
+        best = max(rounds, key=lambda r: r["drain"])
+        print(f"  best of {len(rounds)}, {n} batches: drain {best['drain']:,.0f}/s vs ingest {best['ingest']:,.0f}/s "
+              f"(ratio {best['drain'] / best['ingest']:.2f}), {best['cpu_us']:.0f} µs CPU per batch")  # fmt: skip
     return 0
 
 

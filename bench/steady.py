@@ -23,32 +23,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.client import open_pool, post  # noqa: E402
 from bench.common import cpu_seconds, fast_receiver, percentiles, running_redis, start_gunicorn  # noqa: E402
 from datafy.dev.processes import start_monitor  # noqa: E402
-
-CONNECTIONS = 32
-
-
-async def post(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], host: str, body: bytes) -> tuple[int, dict]:
-    """One keep-alive POST /api/message; returns (status, reply JSON)."""
-    reader, writer = conn
-    writer.write(
-        b"POST /api/message HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = next(int(line[15:]) for line in lines if line[:15].lower() == b"content-length:")
-    return status, json.loads(await reader.readexactly(length))
 
 
 async def load(url: str, seconds: float, rate: float, users: int) -> list[dict]:
     """Send at a fixed rate from a pool of keep-alive connections; one record per message."""
-    host, port = url.removeprefix("http://").split(":")
-    pool: asyncio.Queue = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        pool.put_nowait(await asyncio.open_connection(host, int(port)))
+    host, pool = await open_pool(url)
     records: list[dict] = []
     counters: dict[str, int] = defaultdict(int)
 
@@ -56,7 +38,7 @@ async def load(url: str, seconds: float, rate: float, users: int) -> list[dict]:
         conn = await pool.get()
         try:
             body = json.dumps({"user": user, "message": text, "ttl": ttl, "pushName": "Ana"}).encode()
-            status, reply = await post(conn, f"{host}:{port}", body)
+            status, reply = await post(conn, host, body)
             records.append({"user": user, "text": text, "status": status, "flush_at": reply.get("flush_at")})
         finally:
             pool.put_nowait(conn)
