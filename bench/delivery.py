@@ -30,7 +30,7 @@ from datafy.dev.processes import start_monitor  # noqa: E402
 from datafy.dev.redis_server import RedisServer  # noqa: E402
 
 
-def one_round(batches: int, tmp: Path) -> dict[str, float]:
+def one_round(batches: int, tmp: Path, monitor_env: dict[str, str]) -> dict[str, float]:
     """Ingest `batches` one-message batches (sealed at once with flush: true), then drain them with one monitor."""
     server = RedisServer().start()
     try:
@@ -46,7 +46,7 @@ def one_round(batches: int, tmp: Path) -> dict[str, float]:
             refused = sum(1 for status, _ in replies if status != 200)
             assert not refused, f"{refused} not acknowledged"
             started = time.perf_counter()
-            monitor = start_monitor(env, tmp, name=f"monitor-{batches}")
+            monitor = start_monitor({**env, **monitor_env}, tmp, name=f"monitor-{batches}")
             processes = len(monitor.children()) or 1
             cpu_before = tree_cpu_seconds(monitor.process.pid)
             while any(client.scan_iter("datafy:*:ready", count=1000)):
@@ -73,14 +73,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", default="10000,50000")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--monitor-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the monitor, e.g. MONITOR_PROCESSES=1 or LOG_LEVEL=WARNING")  # fmt: skip
     args = parser.parse_args()
+    monitor_env = dict(pair.split("=", 1) for pair in args.monitor_env)
     print(machine_facts(), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
     sizes = [int(n) for n in args.batches.split(",")]
     results: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
     for round_ in range(args.rounds):  # interleaved: the VM's speed drifts between runs
         for n in sizes:
-            r = one_round(n, tmp)
+            r = one_round(n, tmp, monitor_env)
             results[n].append(r)
             print(
                 f"  round {round_ + 1}, {n} batches: ingest {r['ingest']:,.0f} msg/s; one monitor "

@@ -34,7 +34,9 @@ def populate(store: Store, users: list[str], deadline_of: Callable[[str], float]
 
     def send(user: str) -> None:
         ttl_ms = max(1, int(deadline_of(user) - time.time() * 1000))
-        deadlines[user] = store.append(IncomingMessage(user=user, message="oi, tudo bem?", ttl_ms=ttl_ms)).flush_at_ms
+        deadlines[user] = store.buffer.append(
+            IncomingMessage(user=user, message="oi, tudo bem?", ttl_ms=ttl_ms)
+        ).flush_at_ms
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(send, users))
@@ -67,7 +69,7 @@ def with_monitor(pending: int, due: int, monitors: int) -> None:
             deadlines = fill_due(store, due, lead_seconds=15)
             print(f"  {due} due chats added in {time.time() - started:.1f}s; waiting for their deadlines", flush=True)
             wait_until = max(deadlines.values()) / 1000 + 60
-            while time.time() < wait_until and (store.pending_chats(0, 1)[0] > pending - due or _deliveries(store)):
+            while time.time() < wait_until and (store.buffer.pending(0, 1)[0] > pending - due or _deliveries(store)):
                 time.sleep(0.2)
             for proc in procs:
                 proc.stop()
@@ -125,7 +127,7 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--patience", type=float, default=180, help="seconds to wait for expired events")
     parser.add_argument("--skip-events", action="store_true")
-    parser.add_argument("--monitors", default="1,2", help="monitor process counts to measure")
+    parser.add_argument("--monitors", default="1", help="monitor containers to measure, e.g. 1,2")
     args = parser.parse_args()
     for monitors in args.monitors.split(","):
         with_monitor(args.pending, args.due, int(monitors))

@@ -34,7 +34,7 @@ def fill(store: Store, first: int, count: int) -> None:
 
     def chat(i: int) -> None:
         for _ in range(10):
-            store.append(IncomingMessage(user=f"55119{i:08d}", message=MESSAGE, ttl_ms=3_600_000,
+            store.buffer.append(IncomingMessage(user=f"55119{i:08d}", message=MESSAGE, ttl_ms=3_600_000,
                                          metadata={"pushName": "Ana"}))  # fmt: skip
 
     with ThreadPoolExecutor(8) as pool:

@@ -13,9 +13,9 @@ log = logging.getLogger(__name__)
 def check_redis(store: Store) -> None:
     """Log the server and warn about eviction or missing persistence; never raises."""
     try:
-        version = store.server_version()
-        policy = store.server_config("maxmemory-policy")
-        appendonly = store.server_config("appendonly")
+        version = store.connection.server_version()
+        policy = store.connection.config_get("maxmemory-policy")
+        appendonly = store.connection.config_get("appendonly")
     except StoreUnavailableError as exc:
         log.warning("redis not reachable yet (%s); will keep retrying", exc)
         return

@@ -13,8 +13,8 @@ CONTROL_FIELDS = frozenset({"user", "message", "ttl", "max_wait", "max_messages"
 
 def iso_from_ms(ms: int) -> str:
     """Milliseconds since the epoch as ISO-8601 UTC with a Z, e.g. 2026-11-25T03:10:00.123Z."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat is C code; strftime cost the monitor ~3% of its CPU (four timestamps per batch)
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).replace(tzinfo=None).isoformat() + f".{ms % 1000:03d}Z"
 
 
 def compact_json(value: Any) -> str:

@@ -36,7 +36,7 @@ def test_message_is_buffered_with_reply_fields(client: FlaskClient, store: Store
     assert body["success"] is True and body["user"] == "5511999" and body["buffered"] == 1
     assert body["message"]
     flush_at = datetime.fromisoformat(body["flush_at"].replace("Z", "+00:00"))
-    assert abs(flush_at.timestamp() * 1000 - store.now_ms() - 10_000) < 1000
+    assert abs(flush_at.timestamp() * 1000 - store.connection.now_ms() - 10_000) < 1000
     assert post(client, {"user": "5511999", "message": "tudo bem?"}).get_json()["buffered"] == 2
 
 
@@ -53,7 +53,7 @@ def test_object_message_and_odd_user_ids_are_kept(client: FlaskClient, store: St
     media = {"type": "image", "url": "https://x/y.jpg", "caption": "olha", "list": [], "n": 1.5}
     for user in ["a:b", "{tag}", "*", "with space", "emoji 😀", "}{"]:
         assert post(client, {"user": user, "message": media}).status_code == 200
-        snapshot = store.peek(user)
+        snapshot = store.buffer.peek(user)
         assert snapshot is not None and snapshot.user == user
         assert [item["m"] for _, item in snapshot.items] == [media]
 
@@ -140,7 +140,7 @@ def test_values_that_cannot_be_stored_as_json_name_their_field(
 def test_escaped_emoji_are_kept(client: FlaskClient, store: Store) -> None:
     raw = '{"user": "u", "message": "oi \\ud83d\\ude00"}'  # a valid surrogate pair, as ensure_ascii JSON sends it
     assert client.post("/api/message", data=raw, content_type="application/json").status_code == 200
-    snapshot = store.peek("u")
+    snapshot = store.buffer.peek("u")
     assert snapshot is not None and snapshot.items[0][1]["m"] == "oi \U0001f600"
 
 
@@ -253,7 +253,7 @@ def test_duplicate_message_id_is_ignored(client: FlaskClient, store: Store) -> N
     again = post(client, {"user": "u", "message": "oi", "message_id": "wamid.1"}).get_json()
     assert "duplicate" not in first and again["duplicate"] is True and again["buffered"] == 1
     assert post(client, {"user": "other", "message": "oi", "message_id": "wamid.1"}).get_json().get("duplicate") is None
-    snapshot = store.peek("u")
+    snapshot = store.buffer.peek("u")
     assert snapshot is not None and len(snapshot.items) == 1
     post(client, {"user": "f", "message": "oi", "message_id": "wamid.2", "flush": True})
     late = post(client, {"user": "f", "message": "oi", "message_id": "wamid.2"}).get_json()
@@ -313,7 +313,7 @@ def test_env_defaults_for_max_wait_and_max_messages(settings: Settings, store: S
 
     client = create_app(replace(settings, max_messages=2, max_wait=5), store).test_client()
     first = post(client, {"user": "u", "message": "a", "ttl": 60}).get_json()
-    snapshot = store.peek("u")
+    snapshot = store.buffer.peek("u")
     assert snapshot is not None and snapshot.flush_at_ms == snapshot.first_ms + 5000  # max_wait caps ttl 60
     assert "flushed" not in first
     assert post(client, {"user": "u", "message": "b", "ttl": 60}).get_json()["flushed"] is True  # MAX_MESSAGES=2

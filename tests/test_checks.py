@@ -35,6 +35,6 @@ def test_a_safe_server_gives_no_warning(store: Store, caplog: pytest.LogCaptureF
 
 def test_expiry_events_are_enabled_when_missing(store: Store, redis_client: redis.Redis) -> None:
     redis_client.config_set("notify-keyspace-events", "")
-    assert store.enable_expiry_events()
+    assert store.connection.enable_expiry_events()
     flags = redis_client.config_get("notify-keyspace-events")["notify-keyspace-events"]
     assert "E" in flags and "x" in flags

@@ -34,13 +34,15 @@ def attempt(settings: Settings, store: Store, sender: Sender, *claims: Claim) ->
         assert done.wait(5)
         done.clear()
         finished += sender.take_finished()
-    Recorder(settings, store).record(finished)
+    delivered = [sent for sent in finished if sent.result.delivered]
+    assert all(store.outbox.ack_and_claim([sent.claim for sent in delivered], 0, 0)[0])
+    Recorder(settings, store).failed([sent for sent in finished if not sent.result.delivered])
 
 
 def sealed_claims(store: Store, *users: str) -> list[Claim]:
     for user in users:
-        store.append(IncomingMessage(user=user, message=f"oi {user}", ttl_ms=1000, flush_reason="request"))
-    return store.claim_ready(len(users), 10)
+        store.buffer.append(IncomingMessage(user=user, message=f"oi {user}", ttl_ms=1000, flush_reason="request"))
+    return store.outbox.claim(len(users), 10)
 
 
 def test_delivered_then_acknowledged_in_one_round(
@@ -48,7 +50,7 @@ def test_delivered_then_acknowledged_in_one_round(
 ) -> None:
     attempt(settings, store, sender, *sealed_claims(store, "u1", "u2", "u3"))
     assert sorted(batch["messages"][0] for batch in receiver.delivered) == ["oi u1", "oi u2", "oi u3"]
-    assert store.claim_ready(10, 10) == []
+    assert store.outbox.claim(10, 10) == []
 
 
 def test_a_failure_is_rescheduled_then_dead_lettered(
@@ -57,9 +59,9 @@ def test_a_failure_is_rescheduled_then_dead_lettered(
     settings = replace(settings, webhook_retry_schedule=(0.0,))
     receiver.behaviour = lambda batch, nth: Reply(status=503)
     attempt(settings, store, sender, *sealed_claims(store, "u1"))
-    [again] = store.claim_ready(1, 10)  # rescheduled, not lost
+    [again] = store.outbox.claim(1, 10)  # rescheduled, not lost
     attempt(settings, store, sender, again)
-    total, [letter] = store.dead_letters(0, 10)
+    total, [letter] = store.dead_letters.page(0, 10)
     assert total == 1 and letter.info["attempts"] == 2 and letter.info["last_status"] == 503
 
 
@@ -68,9 +70,9 @@ def test_a_bug_still_records_an_outcome(settings: Settings, store: Store, sender
     settings = replace(settings, webhook_retry_schedule=(0.0,))
     [claim] = sealed_claims(store, "u1")
     attempt(settings, store, sender, replace(claim, body="{not json"))
-    [again] = store.claim_ready(1, 10)
+    [again] = store.outbox.claim(1, 10)
     assert again.attempt == 2
     attempt(settings, store, sender, replace(again, body="{not json"))
-    total, [letter] = store.dead_letters(0, 10)
+    total, [letter] = store.dead_letters.page(0, 10)
     assert total == 1 and letter.info["last_error"] == "internal error: JSONDecodeError"
     assert receiver.received == []

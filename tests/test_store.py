@@ -24,19 +24,19 @@ def msg(user: str, text: object, ttl_ms: int = 50, **kwargs: object) -> Incoming
 def deliver_all(store: Store) -> list[dict]:
     """Claim and acknowledge every ready batch, as a monitor with a perfect webhook would."""
     bodies = []
-    while claims := store.claim_ready(100, 10):
+    while claims := store.outbox.claim(100, 10):
         for claim in claims:
             bodies.append(webhook_body(claim.body))
-            assert store.ack(claim)
+            assert store.outbox.ack(claim)
     return bodies
 
 
 def test_batch_is_sealed_only_after_its_deadline(store: Store, redis_client: redis.Redis) -> None:
-    store.append(msg("u1", "oi", ttl_ms=300, metadata={"name": "Ana"}))
-    store.append(msg("u1", "tudo bem?", ttl_ms=300))
-    assert store.flush_due(100) == []
+    store.buffer.append(msg("u1", "oi", ttl_ms=300, metadata={"name": "Ana"}))
+    store.buffer.append(msg("u1", "tudo bem?", ttl_ms=300))
+    assert store.buffer.flush_due(100) == []
     time.sleep(0.35)
-    [flushed] = store.flush_due(100)
+    [flushed] = store.buffer.flush_due(100)
     assert (flushed.user, flushed.sequence, flushed.count) == ("u1", 1, 2)
     [body] = deliver_all(store)
     assert body["messages"] == ["oi", "tudo bem?"]
@@ -48,20 +48,20 @@ def test_batch_is_sealed_only_after_its_deadline(store: Store, redis_client: red
 
 
 def test_a_newer_message_moves_the_deadline(store: Store) -> None:
-    store.append(msg("u1", "a", ttl_ms=200))
+    store.buffer.append(msg("u1", "a", ttl_ms=200))
     time.sleep(0.15)
-    store.append(msg("u1", "b", ttl_ms=200))
+    store.buffer.append(msg("u1", "b", ttl_ms=200))
     time.sleep(0.1)
-    assert store.flush_due(100) == []  # first deadline passed, but the second message moved it
+    assert store.buffer.flush_due(100) == []  # first deadline passed, but the second message moved it
     time.sleep(0.15)
-    assert [f.count for f in store.flush_due(100)] == [2]
+    assert [f.count for f in store.buffer.flush_due(100)] == [2]
 
 
 def test_metadata_last_value_wins_and_reserved_names_win(store: Store) -> None:
-    store.append(msg("u1", "a", metadata={"name": "Ana", "phone": "1", "user": "spoof", "messages": "x"}))
-    store.append(msg("u1", {"type": "image", "id": "m1"}, metadata={"name": "Ana Maria", "tags": [], "o": {}}))
+    store.buffer.append(msg("u1", "a", metadata={"name": "Ana", "phone": "1", "user": "spoof", "messages": "x"}))
+    store.buffer.append(msg("u1", {"type": "image", "id": "m1"}, metadata={"name": "Ana Maria", "tags": [], "o": {}}))
     time.sleep(0.1)
-    store.flush_due(100)
+    store.buffer.flush_due(100)
     [body] = deliver_all(store)
     assert body["name"] == "Ana Maria" and body["phone"] == "1" and body["tags"] == [] and body["o"] == {}
     assert body["user"] == "u1" and body["messages"] == ["a", {"type": "image", "id": "m1"}]
@@ -76,18 +76,18 @@ def test_messages_racing_flushes_land_in_exactly_one_batch(store: Store, redis_c
 
     def flusher() -> None:
         while not done.is_set():
-            store.flush_due(100)
+            store.buffer.flush_due(100)
 
     thread = threading.Thread(target=flusher)
     thread.start()
     for i in range(sent):
-        store.append(msg("racer", f"m{i}", ttl_ms=1))
+        store.buffer.append(msg("racer", f"m{i}", ttl_ms=1))
         if i % 20 == 0:
             time.sleep(0.002)  # let deadlines pass while the flusher is mid-flight
     done.set()
     thread.join()
     time.sleep(0.01)
-    store.flush_due(100)
+    store.buffer.flush_due(100)
     bodies = deliver_all(store)
     received = [m for body in bodies for m in body["messages"]]
     assert received == [f"m{i}" for i in range(sent)]  # each once, in order, across batches
@@ -97,57 +97,57 @@ def test_messages_racing_flushes_land_in_exactly_one_batch(store: Store, redis_c
 
 
 def test_only_the_head_batch_of_a_user_is_delivered(store: Store) -> None:
-    store.append(msg("u1", "first", flush_reason="request"))
-    store.append(msg("u1", "second", flush_reason="request"))
-    store.append(msg("u2", "other", flush_reason="request"))
-    claims = store.claim_ready(10, 10)
+    store.buffer.append(msg("u1", "first", flush_reason="request"))
+    store.buffer.append(msg("u1", "second", flush_reason="request"))
+    store.buffer.append(msg("u2", "other", flush_reason="request"))
+    claims = store.outbox.claim(10, 10)
     assert sorted(webhook_body(c.body)["messages"][0] for c in claims) == ["first", "other"]
-    assert store.claim_ready(10, 10) == []  # u1's second waits for its first
+    assert store.outbox.claim(10, 10) == []  # u1's second waits for its first
     first = next(c for c in claims if c.user == "u1")
-    store.ack(first)
-    [second] = store.claim_ready(10, 10)
+    store.outbox.ack(first)
+    [second] = store.outbox.claim(10, 10)
     assert webhook_body(second.body)["messages"] == ["second"]
 
 
 def test_a_lease_runs_out_and_another_monitor_takes_over(store: Store) -> None:
-    store.append(msg("u1", "oi", flush_reason="request"))
-    [claim] = store.claim_ready(10, lease_seconds=0.1)
-    assert store.claim_ready(10, 10) == []
+    store.buffer.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.outbox.claim(10, lease_seconds=0.1)
+    assert store.outbox.claim(10, 10) == []
     time.sleep(0.15)
-    [again] = store.claim_ready(10, 10)
+    [again] = store.outbox.claim(10, 10)
     assert again.batch_id == claim.batch_id and again.attempt == 2
-    assert not store.retry_later(claim, 1, 500, "HTTP 500")  # the first holder lost its lease
-    assert store.ack(claim)  # but a 2xx it got still counts
-    assert not store.ack(again)
+    assert not store.outbox.retry(claim, 1, 500, "HTTP 500")  # the first holder lost its lease
+    assert store.outbox.ack(claim)  # but a 2xx it got still counts
+    assert not store.outbox.ack(again)
 
 
 def test_retry_keeps_the_batch_and_waits(store: Store) -> None:
-    store.append(msg("u1", "oi", flush_reason="request"))
-    [claim] = store.claim_ready(10, 10)
-    assert store.retry_later(claim, 0.2, 503, "HTTP 503")
-    assert store.claim_ready(10, 10) == []
+    store.buffer.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.outbox.claim(10, 10)
+    assert store.outbox.retry(claim, 0.2, 503, "HTTP 503")
+    assert store.outbox.claim(10, 10) == []
     time.sleep(0.25)
-    [again] = store.claim_ready(10, 10)
+    [again] = store.outbox.claim(10, 10)
     assert again.batch_id == claim.batch_id and again.attempt == 2
 
 
 def test_dead_letters_replay_and_delete(store: Store, redis_client: redis.Redis) -> None:
-    store.append(msg("u1", "oi", flush_reason="request"))
-    store.append(msg("u1", "next", flush_reason="request"))
-    [claim] = store.claim_ready(10, 10)
-    assert store.bury(claim, 410, "HTTP 410") == (True, 0)
-    total, [letter] = store.dead_letters(0, 10)
+    store.buffer.append(msg("u1", "oi", flush_reason="request"))
+    store.buffer.append(msg("u1", "next", flush_reason="request"))
+    [claim] = store.outbox.claim(10, 10)
+    assert store.outbox.bury(claim, 410, "HTTP 410") == (True, 0)
+    total, [letter] = store.dead_letters.page(0, 10)
     assert total == 1 and letter.batch_id == claim.batch_id
     assert letter.info["attempts"] == 1 and letter.info["last_status"] == 410 and letter.info["user"] == "u1"
-    [following] = store.claim_ready(10, 10)  # one bad batch does not block the user's next one
+    [following] = store.outbox.claim(10, 10)  # one bad batch does not block the user's next one
     assert webhook_body(following.body)["messages"] == ["next"]
-    store.ack(following)
-    assert store.replay_dead(claim.batch_id)
-    [replayed] = store.claim_ready(10, 10)
+    store.outbox.ack(following)
+    assert store.dead_letters.replay(claim.batch_id)
+    [replayed] = store.outbox.claim(10, 10)
     assert replayed.batch_id == claim.batch_id and replayed.attempt == 1
-    store.ack(replayed)
-    assert store.dead_letters(0, 10) == (0, [])
-    assert not store.replay_dead(claim.batch_id) and not store.delete_dead(claim.batch_id)
+    store.outbox.ack(replayed)
+    assert store.dead_letters.page(0, 10) == (0, [])
+    assert not store.dead_letters.replay(claim.batch_id) and not store.dead_letters.delete(claim.batch_id)
     assert leftover_keys(redis_client) == []
 
 
@@ -155,46 +155,46 @@ def test_dead_letters_are_capped_overall_oldest_first(settings: Settings) -> Non
     store = Store(replace(settings, dead_letter_max=3))
     users = ["same-user"] * 3 + ["other-a", "other-b"]  # one partition must not be trimmed on its own
     for i, user in enumerate(users):
-        store.append(msg(user, f"m{i}", flush_reason="request"))
+        store.buffer.append(msg(user, f"m{i}", flush_reason="request"))
     buried = []
     for _ in users:
-        [claim] = store.claim_ready(1, 10)
-        buried.append((claim.batch_id, store.bury(claim, 400, "HTTP 400")))
+        [claim] = store.outbox.claim(1, 10)
+        buried.append((claim.batch_id, store.outbox.bury(claim, 400, "HTTP 400")))
         time.sleep(0.002)  # distinct dead_at, so "oldest" is well defined
     assert sum(trimmed for _, (_, trimmed) in buried) == 2
-    total, letters = store.dead_letters(0, 10)
+    total, letters = store.dead_letters.page(0, 10)
     assert total == 3 and {letter.batch_id for letter in letters} == {bid for bid, _ in buried[2:]}
 
 
 def test_only_one_monitor_trims_dead_letters_at_a_time(settings: Settings, redis_client: redis.Redis) -> None:
     store = Store(replace(settings, dead_letter_max=1))
     for user in ("a", "b"):
-        store.append(msg(user, "oi", flush_reason="request"))
+        store.buffer.append(msg(user, "oi", flush_reason="request"))
     redis_client.set(store.keys.dead_trim_lock(), "1")  # another monitor is trimming
-    for claim in store.claim_ready(10, 10):
-        assert store.bury(claim, 410, "HTTP 410") == (True, 0)  # leaves the excess to the next bury
-    assert store.dead_letters(0, 10)[0] == 2
+    for claim in store.outbox.claim(10, 10):
+        assert store.outbox.bury(claim, 410, "HTTP 410") == (True, 0)  # leaves the excess to the next bury
+    assert store.dead_letters.page(0, 10)[0] == 2
     redis_client.delete(store.keys.dead_trim_lock())
-    assert store.trim_dead_letters() == 1 and store.dead_letters(0, 10)[0] == 1
+    assert store.dead_letters.trim() == 1 and store.dead_letters.page(0, 10)[0] == 1
     assert not redis_client.exists(store.keys.dead_trim_lock())
 
 
 def test_a_head_without_a_body_does_not_strand_the_batches_behind(store: Store, redis_client: redis.Redis) -> None:
-    store.append(msg("u1", "first", flush_reason="request"))
-    store.append(msg("u1", "second", flush_reason="request"))
+    store.buffer.append(msg("u1", "first", flush_reason="request"))
+    store.buffer.append(msg("u1", "second", flush_reason="request"))
     outbox = store.keys.user("u1").outbox
     redis_client.hdel(store.keys.user("u1").batches, redis_client.lindex(outbox, 0))  # a damaged record
-    assert store.claim_ready(10, 10) == []
+    assert store.outbox.claim(10, 10) == []
     assert [b["messages"] for b in deliver_all(store)] == [["second"]]
     assert leftover_keys(redis_client) == []
 
 
 def test_dead_letter_ids_must_look_like_batch_ids(store: Store) -> None:
-    store.append(msg("u1", "oi", flush_reason="request"))
-    [claim] = store.claim_ready(10, 10)
-    store.bury(claim, 410, "HTTP 410")
-    assert not store.replay_dead(f"i:{claim.batch_id}") and not store.delete_dead(f"i:{claim.batch_id}")
-    assert store.dead_letter(claim.batch_id) is not None and store.dead_letters(0, 10)[0] == 1
+    store.buffer.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.outbox.claim(10, 10)
+    store.outbox.bury(claim, 410, "HTTP 410")
+    assert not store.dead_letters.replay(f"i:{claim.batch_id}") and not store.dead_letters.delete(f"i:{claim.batch_id}")
+    assert store.dead_letters.get(claim.batch_id) is not None and store.dead_letters.page(0, 10)[0] == 1
 
 
 def test_outcomes_are_recorded_when_redis_is_out_of_memory(settings: Settings) -> None:
@@ -202,14 +202,14 @@ def test_outcomes_are_recorded_when_redis_is_out_of_memory(settings: Settings) -
     try:
         store = Store(replace(settings, redis_url=server.url))
         for user in ("u1", "u2", "u3"):
-            store.append(msg(user, "oi", flush_reason="request"))
-        claims = store.claim_ready(10, 10)
+            store.buffer.append(msg(user, "oi", flush_reason="request"))
+        claims = store.outbox.claim(10, 10)
         store.client.config_set("maxmemory", int(store.client.info("memory")["used_memory"]))
         with pytest.raises(StoreUnavailableError):
-            store.append(msg("u4", "x" * 100_000))
-        assert store.retry_later(claims[0], 5, 503, "HTTP 503")  # the failure is recorded ...
-        assert store.bury(claims[1], 410, "HTTP 410")[0]  # ... or the batch dead-lettered
-        assert store.ack(claims[2])
+            store.buffer.append(msg("u4", "x" * 100_000))
+        assert store.outbox.retry(claims[0], 5, 503, "HTTP 503")  # the failure is recorded ...
+        assert store.outbox.bury(claims[1], 410, "HTTP 410")[0]  # ... or the batch dead-lettered
+        assert store.outbox.ack(claims[2])
     finally:
         server.cleanup()
 
@@ -218,50 +218,50 @@ def test_redis_refusing_writes_for_lack_of_replicas_is_unavailable(settings: Set
     server = RedisServer().start()
     try:
         store = Store(replace(settings, redis_url=server.url))
-        store.append(msg("u1", "oi", ttl_ms=1))
+        store.buffer.append(msg("u1", "oi", ttl_ms=1))
         store.client.config_set("min-replicas-to-write", 1)
         time.sleep(0.01)
         with pytest.raises(StoreUnavailableError, match="NOREPLICAS"):
-            store.append(msg("u1", "oi"))
+            store.buffer.append(msg("u1", "oi"))
         with pytest.raises(StoreUnavailableError, match="NOREPLICAS"):
-            store.flush_due(100)  # through a pipeline, whose errors carry a prefix
+            store.buffer.flush_due(100)  # through a pipeline, whose errors carry a prefix
     finally:
         server.cleanup()
 
 
 def test_typing_extends_only_a_pending_batch(store: Store) -> None:
-    assert store.extend("nobody", 5000) is None
-    first = store.append(msg("u1", "oi", ttl_ms=1000)).flush_at_ms
-    extended = store.extend("u1", 5000)
+    assert store.buffer.extend("nobody", 5000) is None
+    first = store.buffer.append(msg("u1", "oi", ttl_ms=1000)).flush_at_ms
+    extended = store.buffer.extend("u1", 5000)
     assert extended is not None and extended >= first + 3900
-    assert store.extend("u1", 10) == extended  # never brings the deadline forward
+    assert store.buffer.extend("u1", 10) == extended  # never brings the deadline forward
 
 
 def test_typing_never_passes_max_wait(store: Store) -> None:
-    store.append(msg("u1", "oi", ttl_ms=1000, max_wait_ms=2000))
-    first = store.peek("u1")
+    store.buffer.append(msg("u1", "oi", ttl_ms=1000, max_wait_ms=2000))
+    first = store.buffer.peek("u1")
     assert first is not None
-    assert store.extend("u1", 60_000) == first.first_ms + 2000
+    assert store.buffer.extend("u1", 60_000) == first.first_ms + 2000
 
 
 def test_discard_returns_what_was_pending(store: Store, redis_client: redis.Redis) -> None:
-    store.append(msg("u1", "oi", ttl_ms=10_000))
-    store.append(msg("u1", "tchau", ttl_ms=10_000))
-    assert [item["m"] for _, item in store.discard("u1")] == ["oi", "tchau"]
-    assert store.discard("u1") == []
+    store.buffer.append(msg("u1", "oi", ttl_ms=10_000))
+    store.buffer.append(msg("u1", "tchau", ttl_ms=10_000))
+    assert [item["m"] for _, item in store.buffer.discard("u1")] == ["oi", "tchau"]
+    assert store.buffer.discard("u1") == []
     assert leftover_keys(redis_client) == []
 
 
 def test_pending_chats_are_ordered_by_flush_time(store: Store) -> None:
     for i, ttl in enumerate([3000, 1000, 2000]):
-        store.append(msg(f"user{i}", "oi", ttl_ms=ttl))
-    total, page = store.pending_chats(0, 2)
+        store.buffer.append(msg(f"user{i}", "oi", ttl_ms=ttl))
+    total, page = store.buffer.pending(0, 2)
     assert total == 3 and [user for user, _ in page] == ["user1", "user2"]
-    assert [user for user, _ in store.pending_chats(2, 2)[1]] == ["user0"]
+    assert [user for user, _ in store.buffer.pending(2, 2)[1]] == ["user0"]
 
 
 def test_expired_events_of_keys_that_are_not_utf8_are_skipped(store: Store) -> None:
-    store.enable_expiry_events()
+    store.connection.enable_expiry_events()
     subscription = store.expiry_subscription()
     try:
         raw = redis.Redis.from_url(store.settings.redis_url)  # bytes in, bytes out
@@ -276,13 +276,13 @@ def test_expired_events_of_keys_that_are_not_utf8_are_skipped(store: Store) -> N
 
 
 def test_one_users_failing_script_does_not_stall_the_others(store: Store, redis_client: redis.Redis) -> None:
-    store.append(msg("poison", "oi", ttl_ms=1))
-    store.append(msg("fine", "oi", ttl_ms=1))
+    store.buffer.append(msg("poison", "oi", ttl_ms=1))
+    store.buffer.append(msg("fine", "oi", ttl_ms=1))
     redis_client.delete(store.keys.user("poison").buffer)
     redis_client.set(store.keys.user("poison").buffer, "not a list")  # flush fails with WRONGTYPE
     time.sleep(0.01)
-    assert [batch.user for batch in store.flush_due(100)] == ["fine"]
-    store.append(msg("stuck", "oi", flush_reason="request"))
+    assert [batch.user for batch in store.buffer.flush_due(100)] == ["fine"]
+    store.buffer.append(msg("stuck", "oi", flush_reason="request"))
     redis_client.delete(store.keys.user("stuck").outbox)
     redis_client.set(store.keys.user("stuck").outbox, "not a list")  # claim fails with WRONGTYPE
-    assert [claim.user for claim in store.claim_ready(10, 10)] == ["fine"]
+    assert [claim.user for claim in store.outbox.claim(10, 10)] == ["fine"]

@@ -28,7 +28,7 @@ def _check_admin_key() -> None:
 def list_dead_letters() -> Response:
     """Dead letters, newest first: ?offset=0&limit=50."""
     offset, limit = _page()
-    total, letters = current.store().dead_letters(offset, limit)
+    total, letters = current.store().dead_letters.page(offset, limit)
     return jsonify(
         {
             "success": True,
@@ -43,7 +43,7 @@ def list_dead_letters() -> Response:
 @bp.post("/api/dead-letters/<batch_id>/replay")
 def replay_dead_letter(batch_id: str) -> Response:
     """Queue a dead letter for delivery again, under the same batch_id."""
-    if not current.store().replay_dead(batch_id):
+    if not current.store().dead_letters.replay(batch_id):
         raise ApiError(404, "not_found", f"no dead letter {batch_id}", "batch_id")
     log.info("dead letter replayed batch=%s", batch_id)
     return jsonify({"success": True, "batch_id": batch_id, "message": "queued for delivery"})
@@ -52,7 +52,7 @@ def replay_dead_letter(batch_id: str) -> Response:
 @bp.delete("/api/dead-letters/<batch_id>")
 def delete_dead_letter(batch_id: str) -> Response:
     """Forget a dead letter."""
-    if not current.store().delete_dead(batch_id):
+    if not current.store().dead_letters.delete(batch_id):
         raise ApiError(404, "not_found", f"no dead letter {batch_id}", "batch_id")
     log.info("dead letter deleted batch=%s", batch_id)
     return jsonify({"success": True, "batch_id": batch_id, "message": "deleted"})
@@ -62,7 +62,7 @@ def delete_dead_letter(batch_id: str) -> Response:
 def list_chats() -> Response:
     """Pending chats, soonest flush first: ?offset=0&limit=50."""
     offset, limit = _page()
-    total, page = current.store().pending_chats(offset, limit)
+    total, page = current.store().buffer.pending(offset, limit)
     chats = [{"user": user, "flush_at": iso_from_ms(flush_at)} for user, flush_at in page]
     return jsonify({"success": True, "total": total, "offset": offset, "limit": limit, "chats": chats})
 
@@ -70,7 +70,7 @@ def list_chats() -> Response:
 @bp.get("/api/chats/<chat:user>")
 def peek_chat(user: str) -> Response:
     """The pending batch of one user."""
-    snapshot = current.store().peek(user)
+    snapshot = current.store().buffer.peek(user)
     if snapshot is None:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
     messages = [item["m"] for _, item in snapshot.items]
@@ -89,7 +89,7 @@ def peek_chat(user: str) -> Response:
 @bp.post("/api/chats/<chat:user>/flush")
 def flush_chat(user: str) -> Response:
     """Flush a user's pending batch now (flush_reason "manual")."""
-    flushed = current.store().flush(user, reason="manual")
+    flushed = current.store().buffer.flush(user, reason="manual")
     if flushed is None:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
     log.info("manual flush user=%s count=%d", user, flushed.count)
@@ -99,7 +99,7 @@ def flush_chat(user: str) -> Response:
 @bp.delete("/api/chats/<chat:user>")
 def discard_chat(user: str) -> Response:
     """Discard a user's pending batch (a human took over) and return what was discarded."""
-    entries = current.store().discard(user)
+    entries = current.store().buffer.discard(user)
     if not entries:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
     log.info("pending batch discarded user=%s count=%d", user, len(entries))

@@ -24,7 +24,7 @@ def append_message() -> Response:
     settings = current.settings()
     require_key(settings.api_key)
     msg = parse_message(read_json_object(request), settings)
-    result = current.store().append(msg)
+    result = current.store().buffer.append(msg)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
     flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
     reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}
@@ -48,7 +48,7 @@ def typing() -> Response:
     require_key(settings.api_key)
     body = read_json_object(request)
     user = parse_user(body)
-    deadline = current.store().extend(user, parse_ttl(body, settings))
+    deadline = current.store().buffer.extend(user, parse_ttl(body, settings))
     if deadline is None:
         return jsonify({"success": True, "user": user, "pending": False, "message": "no pending batch"})
     return jsonify(
@@ -59,5 +59,5 @@ def typing() -> Response:
 @bp.get("/health")
 def health() -> Response:
     """Liveness and Redis reachability, for container healthchecks."""
-    current.store().ping()
+    current.store().connection.ping()
     return jsonify({"status": "ok", "redis": "ok"})

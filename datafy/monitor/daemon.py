@@ -86,19 +86,25 @@ class Monitor:
             self.wake.wait(self.settings.flush_poll_interval)
             self.wake.clear()
 
-    def _round(self) -> None:
-        """Record what finished, then lease work for the free slots (ready retries are found by this poll)."""
-        self._record_finished()
-        free = self.settings.webhook_concurrency - self.in_flight
-        claims = self.store.claim_ready(free, self.settings.delivery_visibility_timeout)
+    def _round(self, claiming: bool = True) -> None:
+        """Record what finished and lease work for the free slots, acknowledgements and leases together in two
+        round trips. Ready retries are found by this poll."""
+        finished = self.sender.take_finished()
+        self.in_flight -= len(finished)
+        delivered = [sent for sent in finished if sent.result.delivered]
+        self.recorder.failed([sent for sent in finished if not sent.result.delivered])
+        free = self.settings.webhook_concurrency - self.in_flight if claiming else 0
+        try:
+            _, claims = self.store.outbox.ack_and_claim(
+                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout
+            )
+        except StoreUnavailableError:
+            if delivered:
+                log.warning("could not acknowledge %d delivery(ies); retried after their lease", len(delivered))
+            raise
+        self.recorder.delivered(delivered)
         self.in_flight += len(claims)
         self.sender.submit(claims)
-
-    def _record_finished(self) -> None:
-        finished = self.sender.take_finished()
-        if finished:
-            self.in_flight -= len(finished)
-            self.recorder.record(finished)
 
     def _drain(self) -> int:
         """Stop claiming, keep recording until in-flight POSTs finish or SHUTDOWN_GRACE runs out."""
@@ -110,7 +116,7 @@ class Monitor:
             self.wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             self.wake.clear()
             try:
-                self._record_finished()
+                self._round(claiming=False)
             except StoreUnavailableError as exc:  # their leases run out and the batches are tried again
                 log.warning("stopping without recording some outcomes: %s", exc)
         if self.in_flight:
@@ -144,7 +150,7 @@ class Flusher(threading.Thread):
 
     def flush_due(self) -> None:
         """Seal every batch whose deadline has passed into its user's outbox."""
-        flushed = self.store.flush_due(FLUSH_BATCH_PER_PARTITION)
+        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION)
         if flushed:
             self.on_sealed()
         for batch in flushed:

@@ -52,7 +52,7 @@ class ExpiryListener(threading.Thread):
                     subscription.close()
 
     def _enable_events(self) -> None:
-        if not self.store.enable_expiry_events() and not self.warned_no_events:
+        if not self.store.connection.enable_expiry_events() and not self.warned_no_events:
             self.warned_no_events = True
             log.warning(
                 "cannot enable notify-keyspace-events (CONFIG SET refused); set notify-keyspace-events Ex "

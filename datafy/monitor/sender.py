@@ -96,17 +96,19 @@ class Sender:
         self._running += len(claims)
 
     async def _deliver(self, claim: Claim) -> None:
+        """One attempt; whatever happens, it ends in exactly one Sent, so no slot is ever lost."""
         assert self._client is not None
         try:
             body = webhook_body(claim.body)
             payload = json.dumps(body, ensure_ascii=False).encode()
-        except Exception as exc:  # a stored batch we cannot read: a bug, not the receiver's fault
-            log.exception("cannot build the webhook body user=%s batch=%s", claim.user, claim.batch_id)
-            result = DeliveryResult(False, None, f"internal error: {type(exc).__name__}", True, None, 0.0)
-            self._finish(Sent(claim, result))
-            return
-        result = await self._client.send_batch(payload, claim.batch_id)
-        self._finish(Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"]))
+            result = await self._client.send_batch(payload, claim.batch_id)
+            sent = Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"])
+        except asyncio.CancelledError:  # stopping: the lease hands the batch on
+            raise
+        except Exception as exc:  # a stored batch we cannot read, or a bug: not the receiver's fault
+            log.exception("delivery failed unexpectedly user=%s batch=%s", claim.user, claim.batch_id)
+            sent = Sent(claim, DeliveryResult(False, None, f"internal error: {type(exc).__name__}", True, None, 0.0))
+        self._finish(sent)
 
     def _finish(self, sent: Sent) -> None:
         self.finished.append(sent)

@@ -1,5 +1,5 @@
--- Shared helpers, prepended by store.py to every script (Lua scripts cannot import).
--- A user's keys arrive in KEYS in this fixed order (see store.py USER_KEYS):
+-- Shared helpers, prepended by datafy/store/connection.py to every script (Lua scripts cannot import).
+-- A user's keys arrive in KEYS in this fixed order (see Buffer._user_keys in datafy/store/buffer.py):
 --   1 buffer, 2 meta, 3 timer, 4 sequence, 5 outbox, 6 batches, 7 due, 8 ready
 
 local function now_ms()

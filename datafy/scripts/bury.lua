@@ -1,5 +1,5 @@
 -- Move a batch that cannot be delivered to the dead letters, keeping its body, attempts and last error,
--- and make the user's next batch ready. (store.py trims the dead letters to DEAD_LETTER_MAX overall.)
+-- and make the user's next batch ready. (datafy/store/dead_letters.py trims the dead letters to DEAD_LETTER_MAX overall.)
 -- KEYS: 1 ready, 2 outbox, 3 batches, 4 dead, 5 dead_data
 -- ARGV: 1 user, 2 user_json, 3 batch_id, 4 lease token, 5 status, 6 error_json
 -- Reply: 1 moved | 0 lease lost

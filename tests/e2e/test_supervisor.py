@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import redis
@@ -90,3 +91,31 @@ def test_killing_the_container_takes_every_process_along(
     assert len(children) == 3
     monitor.kill()
     assert wait_dead(children, 5)
+
+
+def test_two_containers_of_two_processes_share_the_work_and_survive_a_kill(
+    env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """No batch is POSTed by two processes at once, every acknowledged message arrives in order, and a process
+    killed mid-delivery costs nothing but a redelivery under the same batch_id."""
+    env.update(WEBHOOK_URL=receiver.url, MONITOR_PROCESSES="2")
+    hold = 0.05
+    receiver.behaviour = lambda batch, nth: Reply(delay=hold)
+    ledger = Ledger()
+    api = start_api(env, tmp_path)
+    first = start_monitor(env, tmp_path, name="monitor-a")
+    second = start_monitor(env, tmp_path, name="monitor-b")
+    with running(first, second, api):
+        send_many(ledger, api.extra["url"], users=400, per_user=2, ttl=0.5)
+        assert receiver.wait_for(lambda r: len(r.delivered) >= 50, timeout=10)
+        os.kill(first.children()[0], signal.SIGKILL)
+        assert receiver.wait_for(all_acked_delivered(ledger), timeout=40)
+        assert_all_delivered(ledger, receiver, redis_client)
+        served = [proc.log().count("delivered user=") for proc in (first, second)]
+    assert all(count > 0 for count in served), served  # both containers took part
+    arrivals: dict[str, list[float]] = {}
+    for post in receiver.received:
+        arrivals.setdefault(post.body["batch_id"], []).append(post.at)
+    for batch_id, times in arrivals.items():
+        gaps = [later - earlier for earlier, later in pairwise(times)]
+        assert all(gap >= hold for gap in gaps), f"{batch_id} POSTed again while its first POST was open: {gaps}"

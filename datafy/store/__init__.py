@@ -1,0 +1,48 @@
+"""The only package that talks to Redis: one small class per noun over one shared connection.
+
+store.connection     the client, the scripts, health and server facts
+store.buffer         open batches: append, typing, flush, discard, peek, the due index
+store.outbox         sealed batches: lease, acknowledge, retry, bury
+store.dead_letters   batches that could not be delivered: list, replay, delete, trim
+"""
+
+from __future__ import annotations
+
+import redis
+
+from datafy.config import Settings
+from datafy.keys import KeySpace
+from datafy.store.buffer import Buffer, ChatSnapshot, new_batch_id
+from datafy.store.connection import Connection
+from datafy.store.dead_letters import DeadLetter, DeadLetters, is_batch_id
+from datafy.store.expiry import ExpirySubscription
+from datafy.store.outbox import Outbox
+
+__all__ = ["ChatSnapshot", "DeadLetter", "ExpirySubscription", "Store", "is_batch_id", "new_batch_id"]
+
+
+class Store:
+    """Everything redis-datafy keeps in Redis. Thread-safe: one instance serves every thread of a process."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.connection = Connection(settings, client)
+        self.buffer = Buffer(self.connection)
+        self.dead_letters = DeadLetters(self.connection)
+        self.outbox = Outbox(self.connection, self.dead_letters)
+
+    @property
+    def settings(self) -> Settings:
+        return self.connection.settings
+
+    @property
+    def keys(self) -> KeySpace:
+        return self.connection.keys
+
+    @property
+    def client(self) -> redis.Redis:
+        """The raw client, for tests and tools; the application goes through the nouns above."""
+        return self.connection.client
+
+    def expiry_subscription(self) -> ExpirySubscription:
+        """A subscription to this database's expired events, yielding the users whose timer expired."""
+        return ExpirySubscription(self.connection)

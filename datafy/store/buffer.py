@@ -1,0 +1,143 @@
+"""The open batches: appending messages, moving deadlines, sealing due batches into the outbox."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from datafy.model import AppendResult, FlushedBatch, IncomingMessage, compact_json
+from datafy.store.connection import Connection, checked, redis_errors
+
+SEQUENCE_TTL_SECONDS = 30 * 86400
+
+
+def new_batch_id() -> str:
+    """A unique batch id; it names the batch for its whole life, retries and replays included."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class ChatSnapshot:
+    """A pending (open) batch as the admin API shows it."""
+
+    user: str
+    items: list[tuple[int, dict[str, Any]]]
+    flush_at_ms: int
+    first_ms: int
+
+
+class Buffer:
+    """Each user's open batch, its deadline in the due index, and sealing it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.keys = connection.keys
+        self.settings = connection.settings
+
+    def append(self, msg: IncomingMessage) -> AppendResult:
+        """Append one message, reset the user's timer and seal the batch if a flush condition is met."""
+        s = self.settings
+        item = msg.item_json()
+        meta_args: list[str] = []
+        for name, value in msg.metadata.items():
+            meta_args += [compact_json(name), compact_json(value)]
+        args = [
+            msg.user,
+            compact_json(msg.user),
+            item,
+            len(item.encode()),
+            msg.ttl_ms,
+            msg.max_wait_ms,
+            msg.max_messages,
+            s.max_batch_messages,
+            s.max_batch_bytes,
+            msg.flush_reason,
+            msg.message_id or "",
+            int(s.dedupe_window * 1000),
+            new_batch_id(),
+            SEQUENCE_TTL_SECONDS,
+            *meta_args,
+        ]
+        with redis_errors():
+            reply = self.connection.run("append", [*self._user_keys(msg.user), self.keys.user(msg.user).dedupe], args)
+        status = reply[0]
+        if status == "flushed":
+            return AppendResult("flushed", int(reply[1]), int(reply[4]), batch_id=reply[2], sequence=int(reply[3]))
+        return AppendResult(status, int(reply[1]), flush_at_ms=int(reply[2]))
+
+    def extend(self, user: str, ttl_ms: int) -> int | None:
+        """Push an open batch's deadline to now + ttl (never past max_wait); None when nothing is open."""
+        k = self.keys.user(user)
+        with redis_errors():
+            found, deadline = self.connection.run("typing", [k.meta, k.timer, self._due(user)], [user, ttl_ms])
+        return int(deadline) if found else None
+
+    def flush(self, user: str, reason: str = "manual") -> FlushedBatch | None:
+        """Seal a user's open batch now, whatever its deadline; None when nothing is open."""
+        with redis_errors():
+            reply = self.connection.run("flush", self._user_keys(user), self._flush_args(user, reason))
+        return FlushedBatch(user, int(reply[1]), int(reply[2])) if reply[0] == 1 else None
+
+    def discard(self, user: str) -> list[tuple[int, dict[str, Any]]]:
+        """Drop a user's open batch; returns the dropped entries (received ms, stored item)."""
+        k = self.keys.user(user)
+        with redis_errors():
+            entries = self.connection.run("discard", [k.buffer, k.meta, k.timer, self._due(user)], [user])
+        return [_decode_entry(entry) for entry in entries]
+
+    def peek(self, user: str) -> ChatSnapshot | None:
+        """The user's open batch, or None."""
+        k = self.keys.user(user)
+        with redis_errors():
+            pipe = self.connection.client.pipeline(transaction=True)
+            pipe.lrange(k.buffer, 0, -1).hmget(k.meta, "first_ms").zscore(self._due(user), user)
+            entries, (first_ms,), deadline = pipe.execute()
+        if not entries or deadline is None:
+            return None
+        return ChatSnapshot(user, [_decode_entry(e) for e in entries], int(deadline), int(first_ms or 0))
+
+    def pending(self, offset: int, limit: int) -> tuple[int, list[tuple[str, int]]]:
+        """(total, page) of open batches as (user, flush_at_ms), soonest first."""
+        with redis_errors():
+            pipe = self.connection.client.pipeline(transaction=False)
+            for part in self.keys.all_partitions():
+                pipe.zcard(part.due)
+                pipe.zrange(part.due, 0, offset + limit - 1, withscores=True)
+            replies = pipe.execute()
+        total = sum(replies[0::2])
+        merged = sorted(((user, int(score)) for page in replies[1::2] for user, score in page), key=lambda p: p[1])
+        return total, merged[offset : offset + limit]
+
+    def flush_due(self, limit: int) -> list[FlushedBatch]:
+        """Seal every open batch whose deadline has passed (up to `limit` per partition): two round trips."""
+        parts = self.keys.all_partitions()
+        random.shuffle(parts)  # several monitors polling at once mostly seal different users first
+        with redis_errors():
+            pages = self.connection.run_many([("due_members", [part.due], [limit]) for part in parts])
+            candidates = [user for page in checked(pages) for user in page]
+            if not candidates:
+                return []
+            calls = [("flush", self._user_keys(user), self._flush_args(user, "")) for user in candidates]
+            replies = self.connection.per_user(candidates, self.connection.run_many(calls), "flush")
+        return [
+            FlushedBatch(u, int(r[1]), int(r[2])) for u, r in zip(candidates, replies, strict=True) if r and r[0] == 1
+        ]
+
+    def _due(self, user: str) -> str:
+        return self.keys.indexes_of(user).due
+
+    def _user_keys(self, user: str) -> list[str]:
+        k = self.keys.user(user)
+        part = self.keys.indexes_of(user)
+        return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready]
+
+    def _flush_args(self, user: str, reason: str) -> list[str | int]:
+        return [user, compact_json(user), reason, new_batch_id(), SEQUENCE_TTL_SECONDS]
+
+
+def _decode_entry(entry: str) -> tuple[int, dict[str, Any]]:
+    received_ms, item = json.loads(entry)
+    return int(received_ms), item

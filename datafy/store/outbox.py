@@ -1,0 +1,89 @@
+"""Sealed batches on their way to the webhook: leases, acknowledgements, retries, and burial."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+
+from datafy.errors import StoreUnavailableError
+from datafy.model import Claim, compact_json
+from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
+from datafy.store.dead_letters import DeadLetters
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Each user's sealed batches, oldest first, and the ready index that says when each head may be tried."""
+
+    def __init__(self, connection: Connection, dead_letters: DeadLetters) -> None:
+        self.connection = connection
+        self.keys = connection.keys
+        self.dead_letters = dead_letters
+
+    def claim(self, limit: int, lease_seconds: float) -> list[Claim]:
+        """Lease up to `limit` batches that are ready for a delivery attempt, oldest first per user."""
+        return self.ack_and_claim([], limit, lease_seconds)[1]
+
+    def ack(self, claim: Claim) -> bool:
+        """The batch was delivered: remove it and free the user's next batch; False if already acknowledged."""
+        return self.ack_and_claim([claim], 0, 0)[0][0]
+
+    def ack_and_claim(self, delivered: list[Claim], limit: int, lease_seconds: float) -> tuple[list[bool], list[Claim]]:
+        """Acknowledge `delivered` and lease up to `limit` ready batches, in two round trips in all: the
+        acknowledgements travel with the read of the ready indexes, the leases follow."""
+        parts = self.keys.all_partitions() if limit > 0 else []
+        random.shuffle(parts)  # no partition always goes first when there is more work than slots
+        calls: list[ScriptCall] = [("ack", self._keys(c.user), [c.user, c.batch_id]) for c in delivered]
+        calls += [("due_members", [part.ready], [limit]) for part in parts]
+        if not calls:
+            return [], []
+        with redis_errors():
+            replies = self.connection.run_many(calls)
+            acks = self.connection.per_user([c.user for c in delivered], replies[: len(delivered)], "ack")
+            candidates = [user for page in checked(replies[len(delivered) :]) for user in page][:limit]
+            if not candidates:
+                return [bool(a) for a in acks], []
+            tokens = [uuid.uuid4().hex for _ in candidates]
+            lease_ms = int(lease_seconds * 1000)
+            leases: list[ScriptCall] = [
+                ("claim", self._keys(user), [user, lease_ms, token])
+                for user, token in zip(candidates, tokens, strict=True)
+            ]
+            replies = self.connection.per_user(candidates, self.connection.run_many(leases), "claim")
+        claims = [
+            Claim(user, r[0], r[1], int(r[2]), token)
+            for user, token, r in zip(candidates, tokens, replies, strict=True)
+            if r  # None: another monitor took it first, it was not ready after all, or its script failed
+        ]
+        return [bool(a) for a in acks], claims
+
+    def retry(self, claim: Claim, delay_seconds: float, status: int | None, error: str) -> bool:
+        """Record a failed attempt and schedule the next one; False if our lease was lost meanwhile."""
+        args = [claim.user, claim.batch_id, claim.token, int(delay_seconds * 1000), status or 0, error]
+        with redis_errors():
+            return bool(self.connection.run("retry", self._keys(claim.user), args))
+
+    def bury(self, claim: Claim, status: int | None, error: str) -> tuple[bool, int]:
+        """Move the batch to the dead letters; returns (moved, how many old dead letters were trimmed)."""
+        k = self.keys.user(claim.user)
+        part = self.keys.indexes_of(claim.user)
+        args = [claim.user, compact_json(claim.user), claim.batch_id, claim.token, json.dumps(status),
+                compact_json(error)]  # fmt: skip
+        with redis_errors():
+            moved = bool(
+                self.connection.run("bury", [part.ready, k.outbox, k.batches, part.dead, part.dead_data], args)
+            )
+        if not moved:
+            return False, 0
+        try:
+            return True, self.dead_letters.trim()
+        except StoreUnavailableError as exc:  # the batch is buried; the next bury trims
+            log.warning("could not trim dead letters: %s", exc)
+            return True, 0
+
+    def _keys(self, user: str) -> list[str]:
+        k = self.keys.user(user)
+        return [self.keys.indexes_of(user).ready, k.outbox, k.batches]
