@@ -20,8 +20,15 @@ sys.path.insert(0, str(HERE.parent))
 import redis  # noqa: E402
 
 from bench.client import send_all  # noqa: E402
-from bench.common import fast_receiver, percentiles, running_redis, start_gunicorn  # noqa: E402
-from datafy.dev.processes import start_monitor  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    fast_receiver,
+    gunicorn_pids,
+    percentiles,
+    running_redis,
+    start_gunicorn,
+)
+from datafy.dev.processes import child_pids, start_monitor  # noqa: E402
 
 
 def burst(users: int, ttl: float) -> None:
@@ -31,17 +38,28 @@ def burst(users: int, ttl: float) -> None:
         client = redis.Redis.from_url(server.url)
         with start_gunicorn("api:app", env, tmp) as url:
             monitor = start_monitor(env, tmp)
+            groups = {
+                "redis": [server.process.pid],
+                "api (gunicorn)": gunicorn_pids(url),
+                "monitor": [monitor.process.pid],
+            }
+            before = {name: sum(cpu_seconds(pid) for pid in _tree(pids)) for name, pids in groups.items()}
+            load_cpu = time.process_time()
             bodies = [{"user": f"55119{i:08d}", "message": "oi, tudo bem?", "pushName": "Ana", "ttl": ttl}
                       for i in range(users)]  # fmt: skip
             started = time.perf_counter()
             rate, replies = asyncio.run(send_all(url, bodies))
             sent_in = time.perf_counter() - started
+            load_cpu = time.process_time() - load_cpu
             deadline = time.monotonic() + ttl + 120
             while time.monotonic() < deadline and (
                 any(client.scan_iter("datafy:*:due", count=1000)) or any(client.scan_iter("datafy:*:ready", count=1000))
             ):
                 time.sleep(0.1)
+            drained_in = time.perf_counter() - started
+            cpu = {name: sum(cpu_seconds(pid) for pid in _tree(pids)) - before[name] for name, pids in groups.items()}
             monitor.stop()
+    cpu["load generator"] = load_cpu
     flush_at = {body["user"]: _epoch(reply["flush_at"]) for body, (status, reply) in zip(bodies, replies, strict=True)
                 if status == 200}  # fmt: skip
     arrivals: dict[str, float] = {}
@@ -52,10 +70,17 @@ def burst(users: int, ttl: float) -> None:
         sealed.setdefault(user, _epoch(record["batch"]["processed_at"]))
     print(f"  {users} users sent in {sent_in:.1f}s ({rate:,.0f} msg/s), {len(flush_at)} acknowledged, "
           f"{len(arrivals)} batches arrived, {len(received) - len(arrivals)} duplicates", flush=True)  # fmt: skip
+    print(f"    CPU seconds from the first message until all were delivered ({drained_in:.1f}s): "
+          + ", ".join(f"{name} {used:.1f}" for name, used in cpu.items()), flush=True)  # fmt: skip
     for label, times in (("arrival", arrivals), ("sealed", sealed)):
         stats = percentiles([times[user] - due for user, due in flush_at.items() if user in times])
         print(f"    {label} - deadline: p50 {stats['p50']:.0f} ms, p99 {stats['p99']:.0f} ms, "
               f"max {stats['max']:.0f} ms, missing {len(flush_at) - len(times)}", flush=True)  # fmt: skip
+
+
+def _tree(pids: list[int]) -> set[int]:
+    """The processes and their live children, each once (gunicorn's master and workers are all listed)."""
+    return {*pids, *(child for pid in pids for child in child_pids(pid))}
 
 
 def _epoch(iso: str) -> float:

@@ -91,3 +91,11 @@ def cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of a process and of its live descendants (a monitor container's processes, say)."""
     return cpu_seconds(pid) + sum(tree_cpu_seconds(child) for child in child_pids(pid))
+
+
+def gunicorn_pids(url: str) -> list[int]:
+    """The master and workers of the gunicorn serving `url` (started by start_gunicorn)."""
+    port = url.rsplit(":", 1)[1]
+    found = subprocess.run(["pgrep", "-f", f"gunicorn api:app --bind 127.0.0.1:{port}"], capture_output=True,
+                           text=True).stdout.split()  # fmt: skip
+    return [int(pid) for pid in found]

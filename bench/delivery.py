@@ -47,12 +47,12 @@ def one_round(batches: int, tmp: Path, monitor_env: dict[str, str]) -> dict[str,
             assert not refused, f"{refused} not acknowledged"
             started = time.perf_counter()
             monitor = start_monitor({**env, **monitor_env}, tmp, name=f"monitor-{batches}")
-            processes = len(monitor.children()) or 1
             cpu_before = tree_cpu_seconds(monitor.process.pid)
             while any(client.scan_iter("datafy:*:ready", count=1000)):
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
             cpu = tree_cpu_seconds(monitor.process.pid) - cpu_before
+            processes = monitor.log().count("monitor starting process=")
             monitor.stop()
         arrivals = sorted(r["at"] for r in received)
         unique = len({r["batch"]["batch_id"] for r in received})

@@ -2,8 +2,9 @@
 
     ./dev bench soak --minutes 10
 
-Runs its own Redis, API (2 workers), two monitors and a receiver that sometimes fails, stalls or
-answers 429. Every few seconds it injects a fault: kill -9 a monitor and restart it, kill the
+Runs its own Redis, API (2 workers), two monitor containers (each one process per CPU) and a receiver
+that sometimes fails, stalls or answers 429. Every few seconds it injects a fault: kill -9 a monitor
+container and restart it, kill -9 one process of a container (its supervisor restarts it), kill the
 subscriber connections, restart Redis on its AOF, or freeze Redis for a few seconds. At the end it
 waits for every acknowledged message to arrive and checks that each arrived, in order, in exactly one
 distinct batch (duplicates only under the same batch_id), and that no keys were left behind.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -80,13 +82,16 @@ def main() -> int:
         end = time.monotonic() + args.minutes * 60
         while time.monotonic() < end:
             time.sleep(random.uniform(3, 8))
-            fault = random.choice(["kill-monitor", "kill-subscriber", "restart-redis", "freeze-redis"])
+            fault = random.choice(["kill-monitor", "kill-process", "kill-subscriber", "restart-redis", "freeze-redis"])
             faults[fault] = faults.get(fault, 0) + 1
             print(f"{time.strftime('%H:%M:%S')} fault: {fault}  acked so far: {ledger.acked_count}", flush=True)
             if fault == "kill-monitor":
                 victim = random.randrange(len(monitors))
                 monitors[victim].kill()
                 monitors[victim] = start_monitor(env, tmp, name=f"monitor-{victim}-{faults[fault]}")
+            elif fault == "kill-process":
+                with contextlib.suppress(ProcessLookupError, IndexError):
+                    os.kill(random.choice(random.choice(monitors).children()), signal.SIGKILL)
             elif fault == "kill-subscriber":
                 with contextlib.suppress(redis.RedisError):
                     client.client_kill_filter(_type="pubsub")

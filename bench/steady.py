@@ -24,7 +24,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.client import open_pool, post  # noqa: E402
-from bench.common import cpu_seconds, fast_receiver, percentiles, running_redis, start_gunicorn, tree_cpu_seconds  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    fast_receiver,
+    gunicorn_pids,
+    percentiles,
+    running_redis,
+    start_gunicorn,
+    tree_cpu_seconds,
+)
 from datafy.dev.processes import start_monitor  # noqa: E402
 
 
@@ -68,8 +76,7 @@ def main() -> int:
         env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook}
         with start_gunicorn("api:app", env, tmp) as url:
             monitors = [start_monitor(env, tmp, name=f"monitor-{i}") for i in range(args.monitors)]
-            gunicorn_pids = _gunicorn_pids(url)
-            pids = {"redis": [server.process.pid], "api (gunicorn)": gunicorn_pids,
+            pids = {"redis": [server.process.pid], "api (gunicorn)": gunicorn_pids(url),
                     "monitors": [m.process.pid for m in monitors]}  # fmt: skip
             before = {name: sum(_cpu(name, p) for p in group) for name, group in pids.items()}
             load_cpu = time.process_time()
@@ -132,15 +139,6 @@ def _pending(redis_url: str) -> bool:
 
     client = redis.Redis.from_url(redis_url)
     return any(client.scan_iter("datafy:*:due", count=1000)) or any(client.scan_iter("datafy:*:ready", count=1000))
-
-
-def _gunicorn_pids(url: str) -> list[int]:
-    import subprocess
-
-    port = url.rsplit(":", 1)[1]
-    masters = subprocess.run(["pgrep", "-f", f"gunicorn api:app --bind 127.0.0.1:{port}"], capture_output=True,
-                             text=True).stdout.split()  # fmt: skip
-    return [int(p) for p in masters]
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_BATCH_PER_PARTITION = 1000
 MAX_OUTAGE_BACKOFF_SECONDS = 2.0
-STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
+STALLED_AFTER_SECONDS = 20.0
+HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
 
 
 class Monitor:
@@ -147,6 +148,9 @@ class Flusher(threading.Thread):
             self.last_round = time.monotonic()
             self.hint.wait(self.interval)
             self.hint.clear()
+            # Under a stream of expired events, one round per event would seal one batch per round trip:
+            # a short pause lets a round gather every batch that fell due meanwhile.
+            self.stop.wait(min(self.interval, HINTED_ROUND_GAP_SECONDS) - (time.monotonic() - self.last_round))
 
     def flush_due(self) -> None:
         """Seal every batch whose deadline has passed into its user's outbox."""
