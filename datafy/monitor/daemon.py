@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_BATCH_PER_PARTITION = 1000
 MAX_OUTAGE_BACKOFF_SECONDS = 2.0
-STALLED_AFTER_SECONDS = 20.0
-HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
+STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
+HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come
 
 
 class Monitor:
