@@ -46,7 +46,7 @@ def one_round(batches: int, tmp: Path, monitor_env: dict[str, str]) -> dict[str,
             refused = sum(1 for status, _ in replies if status != 200)
             assert not refused, f"{refused} not acknowledged"
             started = time.perf_counter()
-            monitor = start_monitor({**env, **monitor_env}, tmp, name=f"monitor-{batches}")
+            monitor = start_monitor({**env, **monitor_env}, tmp, name=f"monitor-{batches}-{time.monotonic_ns()}")
             cpu_before = tree_cpu_seconds(monitor.process.pid)
             while any(client.scan_iter("datafy:*:ready", count=1000)):
                 time.sleep(0.02)

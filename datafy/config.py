@@ -11,10 +11,12 @@ from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 from datafy.errors import ConfigurationError
+from datafy.signing import check_secret
 
 T = TypeVar("T")
 
-DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+# Paced for a person waiting on WhatsApp: seconds first, then wider gaps; about a day in all (docs/GUARANTEES.md).
+DEFAULT_RETRY_SCHEDULE = "1s,2s,5s,10s,30s,1m,2m,5m,10m,30m,1h,2h,4h,8h,12h"
 MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
 MAX_MONITOR_PROCESSES = 64
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -63,6 +65,8 @@ class Settings:
     monitor_processes: int = 0  # 0: one per CPU the container may use
     webhook_timeout: float = 15.0
     webhook_retry_schedule: tuple[float, ...] = tuple(parse_duration(s) for s in DEFAULT_RETRY_SCHEDULE.split(","))
+    webhook_secrets: tuple[str, ...] = ()  # Standard Webhooks secrets (whsec_...); none: batches are not signed
+    max_batch_age: float = 0.0  # 0: off; else a batch whose first message is older is dead-lettered as expired
     delivery_visibility_timeout: float = 60.0
     dead_letter_max: int = 10000
     flush_poll_interval: float = 0.1
@@ -124,6 +128,8 @@ class Settings:
             monitor_processes=reader.get("MONITOR_PROCESSES", int, 0, minimum=0, maximum=MAX_MONITOR_PROCESSES),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),
             webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, cls.webhook_retry_schedule),
+            webhook_secrets=_parse_secrets(env.get("WEBHOOK_SECRET", "")),
+            max_batch_age=reader.get("MAX_BATCH_AGE", parse_duration, 0.0, minimum=0, maximum=MAX_SECONDS),
             delivery_visibility_timeout=reader.get("DELIVERY_VISIBILITY_TIMEOUT", float, 60.0, minimum=1),
             dead_letter_max=reader.get("DEAD_LETTER_MAX", int, 10000, minimum=1),
             flush_poll_interval=reader.get("FLUSH_POLL_INTERVAL", float, 0.1, minimum=0.005, maximum=10),
@@ -195,6 +201,20 @@ def _parse_schedule(text: str) -> tuple[float, ...]:
     if not steps:
         raise ValueError(text)
     return steps
+
+
+def _parse_secrets(text: str) -> tuple[str, ...]:
+    """Space-separated Standard Webhooks secrets; the error never repeats a secret."""
+    secrets = tuple(text.split())
+    for position, secret in enumerate(secrets, start=1):
+        try:
+            check_secret(secret)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"WEBHOOK_SECRET: secret {position} is {exc}; each must be whsec_ followed by the base64 of 24 to "
+                f"64 random bytes (several are separated by spaces)"
+            ) from None
+    return secrets
 
 
 def _parse_level(text: str) -> str:

@@ -11,9 +11,11 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
     {prefix}:{{p}}:due              zset    user -> flush deadline ms (the clock of record)
     {prefix}:{{p}}:ready            zset    user -> ms when the head of its outbox may be (re)tried
+    {prefix}:{{p}}:retrying         zset    user -> ms its head's wait for a retry began (catch-up order)
     {prefix}:{{p}}:dead             zset    batch_id -> ms dead-lettered
     {prefix}:{{p}}:dead:data        hash    batch_id -> dead letter record (JSON)
     {prefix}:dead-trim              string  held (a few seconds) by the one monitor trimming dead letters
+    {prefix}:receiver:{id}          hash    the circuit breaker of one webhook URL (id: a hash of the URL; a day)
 
 `p` is crc32(user) % PARTITIONS. The user id is kept verbatim after the last fixed segment: the hash
 tag is the first `{...}` in the key, so braces or colons in a user id can neither move nor collide keys.
@@ -21,6 +23,7 @@ tag is the first `{...}` in the key, so braces or colons in a user id can neithe
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -51,6 +54,7 @@ class PartitionKeys:
 
     due: str
     ready: str
+    retrying: str
     dead: str
     dead_data: str
 
@@ -81,7 +85,11 @@ class KeySpace:
         """The indexes of one partition."""
         base = self._base(partition)
         return PartitionKeys(
-            due=f"{base}:due", ready=f"{base}:ready", dead=f"{base}:dead", dead_data=f"{base}:dead:data"
+            due=f"{base}:due",
+            ready=f"{base}:ready",
+            retrying=f"{base}:retrying",
+            dead=f"{base}:dead",
+            dead_data=f"{base}:dead:data",
         )
 
     def indexes_of(self, user: str) -> PartitionKeys:
@@ -91,6 +99,10 @@ class KeySpace:
     def dead_trim_lock(self) -> str:
         """The lock that lets one monitor at a time trim the dead letters."""
         return f"{self.prefix}:dead-trim"
+
+    def receiver(self, webhook_url: str) -> str:
+        """The breaker of one webhook URL, shared by every monitor delivering to it (the URL may hold secrets)."""
+        return f"{self.prefix}:receiver:{hashlib.sha256(webhook_url.encode()).hexdigest()[:16]}"
 
     def all_partitions(self) -> list[PartitionKeys]:
         """The indexes of every partition, in partition order."""

@@ -17,6 +17,11 @@ def iso_from_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms // 1000, tz=UTC).replace(tzinfo=None).isoformat() + f".{ms % 1000:03d}Z"
 
 
+def epoch_of(iso: str) -> float:
+    """Unix seconds of a timestamp iso_from_ms made."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def compact_json(value: Any) -> str:
     """JSON as stored in Redis: no spaces, UTF-8 kept as is, never NaN or Infinity (not JSON)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -46,6 +51,16 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True)
+class SealedBatch:
+    """A batch an append closed before buffering its message (the byte cap)."""
+
+    batch_id: str
+    sequence: int
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """What happened to an appended message."""
 
@@ -54,6 +69,7 @@ class AppendResult:
     flush_at_ms: int = 0
     batch_id: str | None = None
     sequence: int | None = None
+    sealed: SealedBatch | None = None  # the open batch the byte cap closed first, if any
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class Claim:
     body: str
     attempt: int
     token: str
+    replayed: bool = False  # an operator replayed it from the dead letters: MAX_BATCH_AGE no longer applies
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,15 @@ def retry_delay(
 ) -> float | None:
     """Seconds before the next try after failed attempt number `attempt` (1-based); None when retries are spent.
 
-    Step N of the schedule bounds the wait after attempt N, with full jitter (uniform in [0, step]) so a
-    receiver that comes back is not hit by every waiting batch at once. A receiver's Retry-After wins,
-    capped at MAX_RETRY_AFTER_SECONDS.
+    Step N of the schedule bounds the wait after attempt N, with bounded jitter: uniform in [step/2, step], so
+    a retry never comes at once, and batches that failed together do not all come back at the same moment.
+    A receiver's Retry-After is a floor on that wait (capped at MAX_RETRY_AFTER_SECONDS), never a shortcut:
+    a `Retry-After: 0` or a date in the past still waits the schedule's step.
     """
     if attempt > len(schedule):
         return None
+    step = schedule[attempt - 1]
+    wait = (rng or random).uniform(step / 2, step)
     if retry_after is not None:
-        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
-    return (rng or random).uniform(0, schedule[attempt - 1])
+        wait = max(wait, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+    return wait

@@ -16,6 +16,7 @@ import aiohttp
 
 from datafy import __version__
 from datafy.retry import is_retryable_status, parse_retry_after
+from datafy.signing import Signer
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_REPLY_BYTES = 64 * 1024  # we only need the status line; a larger reply is cut off with its connection
@@ -39,8 +40,9 @@ class WebhookClient:
     Create, use and close it inside one running event loop.
     """
 
-    def __init__(self, url: str, timeout: float, pool_size: int) -> None:
+    def __init__(self, url: str, timeout: float, pool_size: int, signer: Signer | None = None) -> None:
         self.url = url
+        self.signer = signer
         # `total` bounds the whole POST, trickled replies included, so a lease always outlives its attempt.
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT_SECONDS, timeout))
         # Proxy settings are read from the environment once, not on every POST.
@@ -55,6 +57,8 @@ class WebhookClient:
         """POST one batch; the batch id doubles as an idempotency key for receivers that dedupe."""
         started = time.perf_counter()
         headers = {"X-Batch-Id": batch_id, "Idempotency-Key": batch_id}
+        if self.signer is not None:  # signed per attempt: same webhook-id, this attempt's timestamp
+            headers.update(self.signer.headers(batch_id, body))
         try:
             async with self.session.post(
                 self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, proxy=self.proxy

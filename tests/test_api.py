@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -13,7 +14,7 @@ from datafy.config import Settings
 from datafy.dev.oracle import datafy_keys
 from datafy.http import create_app
 from datafy.http.validation import MAX_METADATA_FIELDS
-from datafy.store import Store
+from datafy.store import Store, is_batch_id
 
 
 def post(client: FlaskClient, body: object, path: str = "/api/message", **kwargs: object):
@@ -200,8 +201,6 @@ def test_unknown_routes_and_wrong_methods_are_json(client: FlaskClient) -> None:
 
 
 def test_redis_down_gives_503_with_retry_after(settings: Settings) -> None:
-    from dataclasses import replace
-
     dead = replace(settings, redis_url="redis://127.0.0.1:1/0")
     client = create_app(dead).test_client()
     response = post(client, {"user": "u", "message": "oi"})
@@ -215,8 +214,6 @@ def test_health(client: FlaskClient) -> None:
 
 
 def test_api_key_protects_ingest_when_set(settings: Settings, store: Store) -> None:
-    from dataclasses import replace
-
     client = create_app(replace(settings, api_key="k1"), store).test_client()
     assert_error(post(client, {"user": "u", "message": "oi"}), 401, "unauthorized")
     assert post(client, {"user": "u", "message": "oi"}, headers={"Authorization": "Bearer k1"}).status_code == 200
@@ -224,16 +221,12 @@ def test_api_key_protects_ingest_when_set(settings: Settings, store: Store) -> N
 
 
 def test_admin_routes_are_off_without_a_key(settings: Settings, store: Store) -> None:
-    from dataclasses import replace
-
     client = create_app(replace(settings, admin_api_key="", api_key=""), store).test_client()
     assert_error(client.get("/api/dead-letters"), 403, "admin_disabled")
     assert_error(client.get("/api/chats"), 403, "admin_disabled")
 
 
 def test_a_non_ascii_admin_key_matches(settings: Settings, store: Store) -> None:
-    from dataclasses import replace
-
     for key in ("sécret", "voilà"):  # "à" is c3 a0 in UTF-8, and a0 is latin-1 whitespace
         client = create_app(replace(settings, admin_api_key=key), store).test_client()
         as_sent = key.encode().decode("latin-1")  # how a WSGI server hands over the header's UTF-8 bytes
@@ -261,8 +254,6 @@ def test_duplicate_message_id_is_ignored(client: FlaskClient, store: Store) -> N
 
 
 def test_flush_true_and_keywords_flush_at_once(settings: Settings, store: Store) -> None:
-    from dataclasses import replace
-
     from datafy.config import normalize_keyword
 
     keywords = frozenset(normalize_keyword(w) for w in ["pronto", "É só isso"])
@@ -309,8 +300,6 @@ def test_chat_admin_routes(client: FlaskClient, redis_client: redis.Redis) -> No
 
 
 def test_env_defaults_for_max_wait_and_max_messages(settings: Settings, store: Store) -> None:
-    from dataclasses import replace
-
     client = create_app(replace(settings, max_messages=2, max_wait=5), store).test_client()
     first = post(client, {"user": "u", "message": "a", "ttl": 60}).get_json()
     snapshot = store.buffer.peek("u")
@@ -319,3 +308,26 @@ def test_env_defaults_for_max_wait_and_max_messages(settings: Settings, store: S
     assert post(client, {"user": "u", "message": "b", "ttl": 60}).get_json()["flushed"] is True  # MAX_MESSAGES=2
     for text in "abc":  # max_messages 0: no per-message limit for this request, only the hard caps
         assert "flushed" not in post(client, {"user": "v", "message": text, "max_messages": 0}).get_json()
+
+
+def test_the_byte_cap_names_the_batch_it_sealed_with_a_real_batch_id(settings: Settings) -> None:
+    """Regression: a byte-capped batch got the id 'x' + batch_id, which no admin route accepts."""
+    settings = replace(settings, max_batch_bytes=1024)
+    store = Store(settings)
+    client = create_app(settings, store).test_client()
+    first = post(client, {"user": "big", "message": "a" * 600}).get_json()
+    assert first["buffered"] == 1 and "sealed" not in first
+    second = post(client, {"user": "big", "message": "b" * 600}).get_json()
+    assert second["buffered"] == 1  # this message starts the next batch
+    sealed = second["sealed"]
+    assert sealed["message_count"] == 1 and sealed["flush_reason"] == "max_bytes" and sealed["sequence"] == 1
+    assert is_batch_id(sealed["batch_id"])
+    [claim] = store.outbox.claim(1, 10)
+    assert claim.batch_id == sealed["batch_id"]
+    assert store.outbox.bury(claim, 410, "HTTP 410", "not_retryable")[0]
+    admin = {"Authorization": f"Bearer {settings.admin_api_key}"}
+    assert client.post(f"/api/dead-letters/{sealed['batch_id']}/replay", headers=admin).status_code == 200
+    [again] = store.outbox.claim(1, 10)
+    assert again.batch_id == sealed["batch_id"]
+    assert store.outbox.bury(again, 410, "HTTP 410", "not_retryable")[0]
+    assert client.delete(f"/api/dead-letters/{sealed['batch_id']}", headers=admin).status_code == 200

@@ -12,7 +12,7 @@ def test_defaults() -> None:
     s = Settings.from_env({})
     assert s.redis_url == "redis://localhost:6379/0" and s.redis_prefix == "datafy"
     assert (s.default_ttl, s.max_ttl, s.webhook_concurrency, s.webhook_timeout) == (15, 86400, 32, 15)
-    assert s.webhook_retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert s.webhook_retry_schedule[:4] == (1, 2, 5, 10) and s.webhook_retry_schedule[-1] == 12 * 3600
     assert (s.max_batch_messages, s.dead_letter_max, s.flush_poll_interval) == (1000, 10000, 0.1)
     assert s.admin_key == ""
 

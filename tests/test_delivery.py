@@ -14,11 +14,13 @@ from datafy.model import Claim, IncomingMessage
 from datafy.monitor.delivery import Recorder
 from datafy.monitor.sender import Sender
 from datafy.store import Store
+from tests.conftest import TEST_ENV
 
 
 @pytest.fixture
 def sender(receiver: Receiver) -> Iterator[Sender]:
-    sender = Sender(receiver.url, 2, 4, on_finished=lambda: None)
+    settings = Settings.from_env({**TEST_ENV, "WEBHOOK_URL": receiver.url, "WEBHOOK_CONCURRENCY": "4"})
+    sender = Sender(settings, on_finished=lambda: None)
     sender.start()
     yield sender
     sender.stop()

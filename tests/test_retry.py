@@ -8,6 +8,7 @@ from email.utils import formatdate
 
 import pytest
 
+from datafy.config import Settings
 from datafy.retry import MAX_RETRY_AFTER_SECONDS, is_retryable_status, parse_retry_after, retry_delay
 
 SCHEDULE = (5.0, 300.0, 1800.0)
@@ -18,19 +19,26 @@ def test_retryable_statuses() -> None:
     assert not any(is_retryable_status(s) for s in (301, 302, 400, 401, 403, 404, 410, 422))
 
 
-def test_delay_is_full_jitter_within_each_step_and_ends() -> None:
+def test_delay_is_bounded_jitter_within_each_step_and_ends() -> None:
     rng = random.Random(7)
     for attempt, step in enumerate(SCHEDULE, start=1):
         delays = [retry_delay(attempt, SCHEDULE, rng=rng) for _ in range(200)]
-        assert all(d is not None and 0 <= d <= step for d in delays)
-        assert max(delays) > step * 0.8 and min(delays) < step * 0.2  # spread over the whole step
+        assert all(d is not None and step / 2 <= d <= step for d in delays)  # never at once
+        assert max(delays) > step * 0.9 and min(delays) < step * 0.6  # spread over the upper half of the step
     assert retry_delay(len(SCHEDULE) + 1, SCHEDULE) is None
 
 
-def test_retry_after_wins_and_is_capped() -> None:
+def test_retry_after_is_a_floor_never_a_shortcut() -> None:
     assert retry_delay(1, SCHEDULE, retry_after=42) == 42
     assert retry_delay(1, SCHEDULE, retry_after=10**9) == MAX_RETRY_AFTER_SECONDS
+    assert 150 <= retry_delay(2, SCHEDULE, retry_after=0) <= 300  # "Retry-After: 0" or a date in the past
     assert retry_delay(4, SCHEDULE, retry_after=1) is None
+
+
+def test_the_default_schedule_is_paced_for_a_conversation() -> None:
+    schedule = Settings().webhook_retry_schedule
+    assert schedule[:3] == (1, 2, 5)  # two blips cost seconds, not minutes
+    assert 20 * 3600 <= sum(schedule) <= 30 * 3600  # about a day before a batch is dead-lettered
 
 
 def test_parse_retry_after() -> None:

@@ -135,7 +135,7 @@ def test_dead_letters_replay_and_delete(store: Store, redis_client: redis.Redis)
     store.buffer.append(msg("u1", "oi", flush_reason="request"))
     store.buffer.append(msg("u1", "next", flush_reason="request"))
     [claim] = store.outbox.claim(10, 10)
-    assert store.outbox.bury(claim, 410, "HTTP 410") == (True, 0)
+    assert store.outbox.bury(claim, 410, "HTTP 410", "not_retryable") == (True, 0)
     total, [letter] = store.dead_letters.page(0, 10)
     assert total == 1 and letter.batch_id == claim.batch_id
     assert letter.info["attempts"] == 1 and letter.info["last_status"] == 410 and letter.info["user"] == "u1"
@@ -159,7 +159,7 @@ def test_dead_letters_are_capped_overall_oldest_first(settings: Settings) -> Non
     buried = []
     for _ in users:
         [claim] = store.outbox.claim(1, 10)
-        buried.append((claim.batch_id, store.outbox.bury(claim, 400, "HTTP 400")))
+        buried.append((claim.batch_id, store.outbox.bury(claim, 400, "HTTP 400", "not_retryable")))
         time.sleep(0.002)  # distinct dead_at, so "oldest" is well defined
     assert sum(trimmed for _, (_, trimmed) in buried) == 2
     total, letters = store.dead_letters.page(0, 10)
@@ -172,7 +172,8 @@ def test_only_one_monitor_trims_dead_letters_at_a_time(settings: Settings, redis
         store.buffer.append(msg(user, "oi", flush_reason="request"))
     redis_client.set(store.keys.dead_trim_lock(), "1")  # another monitor is trimming
     for claim in store.outbox.claim(10, 10):
-        assert store.outbox.bury(claim, 410, "HTTP 410") == (True, 0)  # leaves the excess to the next bury
+        # it leaves the excess to the next bury
+        assert store.outbox.bury(claim, 410, "HTTP 410", "not_retryable") == (True, 0)
     assert store.dead_letters.page(0, 10)[0] == 2
     redis_client.delete(store.keys.dead_trim_lock())
     assert store.dead_letters.trim() == 1 and store.dead_letters.page(0, 10)[0] == 1
@@ -192,7 +193,7 @@ def test_a_head_without_a_body_does_not_strand_the_batches_behind(store: Store, 
 def test_dead_letter_ids_must_look_like_batch_ids(store: Store) -> None:
     store.buffer.append(msg("u1", "oi", flush_reason="request"))
     [claim] = store.outbox.claim(10, 10)
-    store.outbox.bury(claim, 410, "HTTP 410")
+    store.outbox.bury(claim, 410, "HTTP 410", "not_retryable")
     assert not store.dead_letters.replay(f"i:{claim.batch_id}") and not store.dead_letters.delete(f"i:{claim.batch_id}")
     assert store.dead_letters.get(claim.batch_id) is not None and store.dead_letters.page(0, 10)[0] == 1
 
@@ -208,7 +209,7 @@ def test_outcomes_are_recorded_when_redis_is_out_of_memory(settings: Settings) -
         with pytest.raises(StoreUnavailableError):
             store.buffer.append(msg("u4", "x" * 100_000))
         assert store.outbox.retry(claims[0], 5, 503, "HTTP 503")  # the failure is recorded ...
-        assert store.outbox.bury(claims[1], 410, "HTTP 410")[0]  # ... or the batch dead-lettered
+        assert store.outbox.bury(claims[1], 410, "HTTP 410", "not_retryable")[0]  # ... or the batch dead-lettered
         assert store.outbox.ack(claims[2])
     finally:
         server.cleanup()

@@ -85,8 +85,10 @@ def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
 
 
 def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
-    """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows)."""
-    return [k for k in datafy_keys(client, prefix) if ":seq:" not in k and ":dedupe:" not in k]
+    """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows, the receiver's
+    breaker)."""
+    lasting = (":seq:", ":dedupe:", ":receiver:")
+    return [k for k in datafy_keys(client, prefix) if not any(part in k for part in lasting)]
 
 
 def wait_until_drained(client: redis.Redis, timeout: float, prefix: str = "datafy") -> bool:

@@ -30,6 +30,7 @@ class Received:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float
+    raw: bytes = b""  # the body's exact bytes, for signature checks
 
 
 Behaviour = Callable[[dict[str, Any], int], Reply]  # (batch, nth POST of this batch_id) -> Reply
@@ -83,9 +84,9 @@ class Receiver:
             time.sleep(0.02)
         return predicate(self)
 
-    def _record(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+    def _record(self, body: dict[str, Any], headers: dict[str, str], raw: bytes) -> Reply:
         with self._lock:
-            self.received.append(Received(body, headers, time.time()))
+            self.received.append(Received(body, headers, time.time(), raw))
             batch_id = str(body.get("batch_id"))
             self._seen[batch_id] = nth = self._seen.get(batch_id, 0) + 1
         return self.behaviour(body, nth)
@@ -104,8 +105,9 @@ class Receiver:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                reply = receiver._record(body, dict(self.headers))
+                raw = self.rfile.read(length)
+                body = json.loads(raw or b"{}")
+                reply = receiver._record(body, dict(self.headers), raw)
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = b'{"ok":true}'

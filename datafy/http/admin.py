@@ -131,6 +131,7 @@ def _dead_letter_json(batch_id: str, body: str, info: dict[str, Any]) -> dict[st
         "attempts": info["attempts"],
         "last_status": info["last_status"],
         "last_error": info["last_error"],
+        "reason": info.get("reason"),  # not_retryable, retries_exhausted or expired (None: dead before 1.1)
         "dead_at": iso_from_ms(info["dead_ms"]),
         "payload": webhook_body(body),
     }

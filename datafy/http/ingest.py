@@ -38,6 +38,15 @@ def append_message() -> Response:
         reply["message"] = "duplicate message_id ignored"
     else:
         reply["message"] = f"message buffered; {result.buffered} waiting"
+    if result.sealed is not None:  # the byte cap closed the open batch; this message starts the next one
+        sealed = result.sealed
+        reply["sealed"] = {"batch_id": sealed.batch_id, "sequence": sealed.sequence,
+                           "message_count": sealed.count, "flush_reason": sealed.reason}  # fmt: skip
+        reply["message"] = (
+            f"the open batch of {sealed.count} message(s) was sent ({sealed.reason}); this message starts the next one"
+        )
+        log.info("flushed on append user=%s batch=%s count=%d reason=%s", msg.user, sealed.batch_id, sealed.count,
+                 sealed.reason)  # fmt: skip
     return jsonify(reply)
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from datafy.checks import check_redis
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
+from datafy.monitor.breaker import ReceiverGate
 from datafy.monitor.delivery import Recorder
 from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
@@ -24,6 +25,9 @@ FLUSH_BATCH_PER_PARTITION = 1000
 MAX_OUTAGE_BACKOFF_SECONDS = 2.0
 STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
 HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come
+# The first process of a container seals batches as they fall due; the others only seal those overdue by
+# this much (their first process is dead or stuck), so that they do not all seal the same batches at once.
+BACKUP_FLUSH_AFTER_MS = 1000
 
 
 class Monitor:
@@ -36,9 +40,11 @@ class Monitor:
         self.stopping = threading.Event()
         self.wake = threading.Event()  # run the main loop now rather than at the next poll
         s = settings
-        self.sender = Sender(s.webhook_url, s.webhook_timeout, s.webhook_concurrency, on_finished=self.wake.set)
+        self.sender = Sender(s, on_finished=self.wake.set)
         self.recorder = Recorder(settings, self.store)
-        self.flusher = Flusher(self.store, settings.flush_poll_interval, self.stopping, on_sealed=self.wake.set)
+        self.gate = ReceiverGate(self.store.breaker)
+        overdue_ms = 0 if slot == 0 else BACKUP_FLUSH_AFTER_MS
+        self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, overdue_ms)
         self.in_flight = 0  # leased and not yet recorded; the main loop's thread only
         self.slot = slot
         self.heartbeat = Heartbeat(slot)
@@ -63,16 +69,19 @@ class Monitor:
             self.slot, s.redis_url_redacted, _redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
         )  # fmt: skip
         check_redis(self.store)
+        # Expired events only hint the first process's flusher (the others are backups), so only it listens.
         listener = ExpiryListener(self.store, lambda user: self.flusher.hint.set(), self.stopping)
         self.sender.start()
-        listener.start()
+        if self.slot == 0:
+            listener.start()
         self.flusher.start()
         try:
             self._loop()
             return self._drain()
         finally:
             self.heartbeat.clear()
-            listener.join(timeout=2)
+            if listener.is_alive():
+                listener.join(timeout=2)
             self.flusher.join(timeout=2)
             self.sender.stop()
 
@@ -93,8 +102,10 @@ class Monitor:
         finished = self.sender.take_finished()
         self.in_flight -= len(finished)
         delivered = [sent for sent in finished if sent.result.delivered]
-        self.recorder.failed([sent for sent in finished if not sent.result.delivered])
-        free = self.settings.webhook_concurrency - self.in_flight if claiming else 0
+        breaker = self.gate.settle(finished, claiming)
+        # Attempts made while the receiver is down do not bring a batch nearer its dead letter.
+        self.recorder.failed([sent for sent in finished if not sent.result.delivered], counted=not breaker.open)
+        free = self.gate.allowance(self.settings.webhook_concurrency - self.in_flight) if claiming else 0
         try:
             _, claims = self.store.outbox.ack_and_claim(
                 [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout
@@ -133,9 +144,12 @@ class Flusher(threading.Thread):
     A thread of its own, so that sealing and delivering never wait for each other.
     """
 
-    def __init__(self, store: Store, interval: float, stop: threading.Event, on_sealed: Callable[[], None]) -> None:
+    def __init__(
+        self, store: Store, interval: float, stop: threading.Event, on_sealed: Callable[[], None], overdue_ms: int = 0
+    ) -> None:
         super().__init__(name="flusher", daemon=True)
         self.store, self.interval, self.stop, self.on_sealed = store, interval, stop, on_sealed
+        self.overdue_ms = overdue_ms
         self.hint = threading.Event()
         self.last_round = time.monotonic()
 
@@ -154,7 +168,7 @@ class Flusher(threading.Thread):
 
     def flush_due(self) -> None:
         """Seal every batch whose deadline has passed into its user's outbox."""
-        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION)
+        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, self.overdue_ms)
         if flushed:
             self.on_sealed()
         for batch in flushed:

@@ -6,7 +6,7 @@ import logging
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
-from datafy.monitor.sender import Sent
+from datafy.monitor.sender import EXPIRED, Sent
 from datafy.retry import retry_delay
 from datafy.store import Store
 
@@ -28,28 +28,32 @@ class Recorder:
                 _ids(sent), sent.messages, sent.reason, sent.result.status, sent.result.duration_ms,
             )  # fmt: skip
 
-    def failed(self, attempts: list[Sent]) -> None:
-        """Reschedule or dead-letter each failed attempt; if Redis cannot take it, its lease runs out instead."""
+    def failed(self, attempts: list[Sent], counted: bool = True) -> None:
+        """Reschedule or dead-letter each failed attempt; if Redis cannot take it, its lease runs out instead.
+        Attempts not `counted` (the receiver is down) are rescheduled, never dead-lettered for running out."""
         for sent in attempts:
             try:
-                self._record_failure(sent)
+                self._record_failure(sent, counted)
             except StoreUnavailableError as exc:
                 log.warning("could not record delivery outcome %s: %s", _ids(sent), exc)
             except Exception:  # a bug in one outcome must not keep the others from being recorded
                 log.exception("recording the outcome failed %s; retried after its lease", _ids(sent))
 
-    def _record_failure(self, sent: Sent) -> None:
+    def _record_failure(self, sent: Sent, counted: bool) -> None:
         """Schedule the next attempt, or move the batch to the dead letters when it is not retryable or spent."""
         claim, result = sent.claim, sent.result
-        delay = retry_delay(claim.attempt, self.settings.webhook_retry_schedule, result.retry_after)
+        schedule = self.settings.webhook_retry_schedule
+        attempt = claim.attempt if counted else min(claim.attempt, len(schedule))  # an uncounted one never runs out
+        delay = retry_delay(attempt, schedule, result.retry_after)
         if result.retryable and delay is not None:
-            if self.store.outbox.retry(claim, delay, result.status, result.error):
+            if self.store.outbox.retry(claim, delay, result.status, result.error, counted):
                 log.warning("delivery failed, retrying %s error=%r in=%.1fs", _ids(sent), result.error, delay)
             return
-        moved, trimmed = self.store.outbox.bury(claim, result.status, result.error)
+        reasons = {True: "retries_exhausted", False: "not_retryable"}
+        reason = "expired" if result.error == EXPIRED else reasons[result.retryable]
+        moved, trimmed = self.store.outbox.bury(claim, result.status, result.error, reason)
         if moved:
-            why = "retries exhausted" if result.retryable else "not retryable"
-            log.error("dead-lettered %s error=%r (%s)", _ids(sent), result.error, why)
+            log.error("dead-lettered %s error=%r reason=%s", _ids(sent), result.error, reason)
         if trimmed:
             log.error("DEAD_LETTER_MAX reached: dropped %d oldest dead letter(s)", trimmed)
 

@@ -10,15 +10,21 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
-from datafy.model import Claim, webhook_body
+from datafy.config import Settings
+from datafy.model import Claim, epoch_of, webhook_body
+from datafy.signing import Signer
 from datafy.webhook import DeliveryResult, WebhookClient
 
 log = logging.getLogger(__name__)
+
+EXPIRED = "expired"  # the error of a batch older than MAX_BATCH_AGE, dead-lettered without a POST
 
 
 @dataclass(frozen=True)
@@ -35,12 +41,13 @@ class Sent:
 class Sender:
     """Runs every POST of one monitor process on an event loop; thread-safe submit() and take_finished()."""
 
-    def __init__(self, url: str, timeout: float, concurrency: int, on_finished: Callable[[], None]) -> None:
-        self.url, self.timeout, self.concurrency = url, timeout, concurrency
+    def __init__(self, settings: Settings, on_finished: Callable[[], None]) -> None:
+        self.settings = settings
+        self.concurrency = settings.webhook_concurrency
         self.on_finished = on_finished
         # Wake the monitor's loop once this many attempts wait to be recorded (or none is left running), so
         # one round trip records several; the loop also looks at least every FLUSH_POLL_INTERVAL.
-        self.wake_after = max(1, concurrency // 8)
+        self.wake_after = max(1, self.concurrency // 8)
         self.finished: deque[Sent] = deque()
         self.loop = asyncio.new_event_loop()
         self._running = 0  # attempts started and not yet finished; touched on the loop's thread only
@@ -79,7 +86,9 @@ class Sender:
             self.loop.close()
 
     async def _open(self) -> None:
-        self._client = WebhookClient(self.url, self.timeout, self.concurrency)
+        s = self.settings
+        signer = Signer(s.webhook_secrets) if s.webhook_secrets else None
+        self._client = WebhookClient(s.webhook_url, s.webhook_timeout, s.webhook_concurrency, signer)
 
     async def _close(self) -> None:
         for task in list(self._tasks):
@@ -100,8 +109,11 @@ class Sender:
         assert self._client is not None
         try:
             body = webhook_body(claim.body)
-            payload = json.dumps(body, ensure_ascii=False).encode()
-            result = await self._client.send_batch(payload, claim.batch_id)
+            if not claim.replayed and self._expired(body):
+                result = DeliveryResult(False, None, EXPIRED, False, None, 0.0)
+            else:
+                payload = json.dumps(body, ensure_ascii=False).encode()
+                result = await self._client.send_batch(payload, claim.batch_id)
             sent = Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"])
         except asyncio.CancelledError:  # stopping: the lease hands the batch on
             raise
@@ -109,6 +121,11 @@ class Sender:
             log.exception("delivery failed unexpectedly user=%s batch=%s", claim.user, claim.batch_id)
             sent = Sent(claim, DeliveryResult(False, None, f"internal error: {type(exc).__name__}", True, None, 0.0))
         self._finish(sent)
+
+    def _expired(self, body: dict[str, Any]) -> bool:
+        """Whether MAX_BATCH_AGE is set and the batch's first message is older: not worth an answer any more."""
+        max_age = self.settings.max_batch_age
+        return bool(max_age) and time.time() - epoch_of(body["first_message_at"]) > max_age
 
     def _finish(self, sent: Sent) -> None:
         self.finished.append(sent)

@@ -3,16 +3,19 @@
 -- KEYS: the user's keys (see _lib.lua), then 9 the user's dedupe set (message_id -> ms first seen)
 -- ARGV: 1 user, 2 user_json, 3 item_json, 4 item_bytes, 5 ttl_ms, 6 max_wait_ms (0 off),
 --       7 max_messages (0 off), 8 hard_max_messages, 9 hard_max_bytes, 10 flush_reason ('' none),
---       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s, 15.. metadata name/value pairs
--- Reply: {'duplicate', count, deadline_ms (0: nothing pending)} | {'buffered', count, deadline_ms}
+--       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s,
+--       15 batch_id for the batch the byte cap closes, 16.. metadata name/value pairs
+-- Reply: {'duplicate', count, deadline_ms (0: nothing pending)}
+--      | {'buffered', count, deadline_ms} or, when the byte cap closed the open batch first,
+--        {'buffered', count, deadline_ms, sealed batch_id, its sequence, its count}
 --      | {'flushed', count, batch_id, sequence, now_ms}
 assert(#KEYS == 9, 'append: 9 keys')
-assert(#ARGV >= 14 and #ARGV % 2 == 0, 'append: 14 arguments plus metadata pairs')
+assert(#ARGV >= 15 and #ARGV % 2 == 1, 'append: 15 arguments plus metadata pairs')
 local user, user_json, item = ARGV[1], ARGV[2], ARGV[3]
 local item_bytes, ttl, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_messages, hard_messages, hard_bytes = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local flush_reason, message_id, window = ARGV[10], ARGV[11], tonumber(ARGV[12])
-local batch_id, seq_ttl = ARGV[13], tonumber(ARGV[14])
+local batch_id, seq_ttl, cap_batch_id = ARGV[13], tonumber(ARGV[14]), ARGV[15]
 local now = now_ms()
 
 local open = redis.call('HMGET', KEYS[2], 'count', 'bytes', 'max_deadline')
@@ -33,8 +36,9 @@ if message_id ~= '' then
 end
 
 -- A message that would push the open batch past the byte cap closes that batch first: never rejected.
+local capped
 if count > 0 and bytes + item_bytes > hard_bytes then
-  seal(user, user_json, 'x' .. batch_id, 'max_bytes', now, seq_ttl)
+  capped = seal(user, user_json, cap_batch_id, 'max_bytes', now, seq_ttl)
   count, bytes, max_deadline = 0, 0, 0
 end
 
@@ -46,7 +50,7 @@ if count == 1 then
   fields[#fields + 1], fields[#fields + 2] = 'first_ms', now
   fields[#fields + 1], fields[#fields + 2] = 'max_deadline', max_deadline
 end
-for i = 15, #ARGV, 2 do
+for i = 16, #ARGV, 2 do
   fields[#fields + 1], fields[#fields + 2] = 'm:' .. ARGV[i], ARGV[i + 1]
 end
 
@@ -69,4 +73,7 @@ if flush_reason ~= '' then
 end
 redis.call('SET', KEYS[3], '1', 'PX', deadline - now)
 redis.call('ZADD', KEYS[7], deadline, user)
+if capped then
+  return {'buffered', count, deadline, cap_batch_id, capped[1], capped[2]}
+end
 return {'buffered', count, deadline}

@@ -4,6 +4,7 @@ store.connection     the client, the scripts, health and server facts
 store.buffer         open batches: append, typing, flush, discard, peek, the due index
 store.outbox         sealed batches: lease, acknowledge, retry, bury
 store.dead_letters   batches that could not be delivered: list, replay, delete, trim
+store.breaker        the receiver's circuit breaker, shared by every monitor, and the catch-up after it
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import redis
 
 from datafy.config import Settings
 from datafy.keys import KeySpace
+from datafy.store.breaker import Breaker
 from datafy.store.buffer import Buffer, ChatSnapshot, new_batch_id
 from datafy.store.connection import Connection
 from datafy.store.dead_letters import DeadLetter, DeadLetters, is_batch_id
@@ -29,6 +31,7 @@ class Store:
         self.buffer = Buffer(self.connection)
         self.dead_letters = DeadLetters(self.connection)
         self.outbox = Outbox(self.connection, self.dead_letters)
+        self.breaker = Breaker(self.connection, settings.webhook_url, settings.webhook_timeout)
 
     @property
     def settings(self) -> Settings:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from datafy.model import AppendResult, FlushedBatch, IncomingMessage, compact_json
+from datafy.model import AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
 from datafy.store.connection import Connection, checked, redis_errors
 
 SEQUENCE_TTL_SECONDS = 30 * 86400
@@ -59,6 +59,7 @@ class Buffer:
             int(s.dedupe_window * 1000),
             new_batch_id(),
             SEQUENCE_TTL_SECONDS,
+            new_batch_id(),
             *meta_args,
         ]
         with redis_errors():
@@ -66,6 +67,9 @@ class Buffer:
         status = reply[0]
         if status == "flushed":
             return AppendResult("flushed", int(reply[1]), int(reply[4]), batch_id=reply[2], sequence=int(reply[3]))
+        if len(reply) > 3:  # the byte cap sealed the open batch before this message started the next one
+            sealed = SealedBatch(reply[3], int(reply[4]), int(reply[5]), "max_bytes")
+            return AppendResult(status, int(reply[1]), flush_at_ms=int(reply[2]), sealed=sealed)
         return AppendResult(status, int(reply[1]), flush_at_ms=int(reply[2]))
 
     def extend(self, user: str, ttl_ms: int) -> int | None:
@@ -111,12 +115,13 @@ class Buffer:
         merged = sorted(((user, int(score)) for page in replies[1::2] for user, score in page), key=lambda p: p[1])
         return total, merged[offset : offset + limit]
 
-    def flush_due(self, limit: int) -> list[FlushedBatch]:
-        """Seal every open batch whose deadline has passed (up to `limit` per partition): two round trips."""
+    def flush_due(self, limit: int, overdue_ms: int = 0) -> list[FlushedBatch]:
+        """Seal every open batch whose deadline passed `overdue_ms` ago or more (up to `limit` per partition):
+        two round trips."""
         parts = self.keys.all_partitions()
         random.shuffle(parts)  # several monitors polling at once mostly seal different users first
         with redis_errors():
-            pages = self.connection.run_many([("due_members", [part.due], [limit]) for part in parts])
+            pages = self.connection.run_many([("due_members", [part.due], [limit, overdue_ms]) for part in parts])
             candidates = [user for page in checked(pages) for user in page]
             if not candidates:
                 return []

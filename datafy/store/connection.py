@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 REPORT_EVERY_SECONDS = 60  # a user whose script keeps failing is logged at most this often
 SCRIPTS = (
-    "append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay", "due_members",
+    "append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay", "due_members", "breaker",
+    "catch_up",
 )  # fmt: skip
 
 # Error replies that mean "not now" (memory, persistence, loading, failover, a busy script), not "wrong".

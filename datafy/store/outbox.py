@@ -37,7 +37,7 @@ class Outbox:
         parts = self.keys.all_partitions() if limit > 0 else []
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
         calls: list[ScriptCall] = [("ack", self._keys(c.user), [c.user, c.batch_id]) for c in delivered]
-        calls += [("due_members", [part.ready], [limit]) for part in parts]
+        calls += [("due_members", [part.ready], [limit, 0]) for part in parts]
         if not calls:
             return [], []
         with redis_errors():
@@ -54,24 +54,26 @@ class Outbox:
             ]
             replies = self.connection.per_user(candidates, self.connection.run_many(leases), "claim")
         claims = [
-            Claim(user, r[0], r[1], int(r[2]), token)
+            Claim(user, r[0], r[1], int(r[2]), token, replayed=r[3] == 1)
             for user, token, r in zip(candidates, tokens, replies, strict=True)
             if r  # None: another monitor took it first, it was not ready after all, or its script failed
         ]
         return [bool(a) for a in acks], claims
 
-    def retry(self, claim: Claim, delay_seconds: float, status: int | None, error: str) -> bool:
-        """Record a failed attempt and schedule the next one; False if our lease was lost meanwhile."""
-        args = [claim.user, claim.batch_id, claim.token, int(delay_seconds * 1000), status or 0, error]
+    def retry(self, claim: Claim, delay_seconds: float, status: int | None, error: str, counted: bool = True) -> bool:
+        """Record a failed attempt and schedule the next one; False if our lease was lost meanwhile. An attempt
+        that is not `counted` (the receiver's breaker was open) does not bring the batch nearer its dead letter."""
+        args = [claim.user, claim.batch_id, claim.token, int(delay_seconds * 1000), status or 0, error, int(counted)]
         with redis_errors():
             return bool(self.connection.run("retry", self._keys(claim.user), args))
 
-    def bury(self, claim: Claim, status: int | None, error: str) -> tuple[bool, int]:
-        """Move the batch to the dead letters; returns (moved, how many old dead letters were trimmed)."""
+    def bury(self, claim: Claim, status: int | None, error: str, reason: str) -> tuple[bool, int]:
+        """Move the batch to the dead letters, saying why (`reason`: not_retryable, retries_exhausted or expired);
+        returns (moved, how many old dead letters were trimmed)."""
         k = self.keys.user(claim.user)
         part = self.keys.indexes_of(claim.user)
         args = [claim.user, compact_json(claim.user), claim.batch_id, claim.token, json.dumps(status),
-                compact_json(error)]  # fmt: skip
+                compact_json(error), reason]  # fmt: skip
         with redis_errors():
             moved = bool(
                 self.connection.run("bury", [part.ready, k.outbox, k.batches, part.dead, part.dead_data], args)
@@ -85,5 +87,5 @@ class Outbox:
             return True, 0
 
     def _keys(self, user: str) -> list[str]:
-        k = self.keys.user(user)
-        return [self.keys.indexes_of(user).ready, k.outbox, k.batches]
+        k, part = self.keys.user(user), self.keys.indexes_of(user)
+        return [part.ready, k.outbox, k.batches, part.retrying]

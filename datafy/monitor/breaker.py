@@ -1,0 +1,71 @@
+"""How much the monitor may send: the receiver's breaker, shared in Redis, seen from one monitor process.
+
+Closed, every free slot may take a batch. Open (the receiver is down, or asked for a pause with
+Retry-After), nothing goes out but one probe at a time, every few seconds, from whichever monitor gets
+the turn. The first answer closes it, and every batch waiting for a retry is due at once (the catch-up).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from datafy.monitor.sender import Sent
+from datafy.store.breaker import CLOSED, Breaker, BreakerState
+
+log = logging.getLogger(__name__)
+
+SYNC_EVERY_SECONDS = 1.0  # a monitor with nothing to report still looks at the shared state this often
+PAUSING_STATUSES = frozenset({429, 503})  # their Retry-After pauses the whole receiver
+
+
+class ReceiverGate:
+    """Feeds each round's outcomes to the shared breaker and says how many batches may go out."""
+
+    def __init__(self, breaker: Breaker) -> None:
+        self.breaker = breaker
+        self.state: BreakerState = CLOSED
+        self.synced = -math.inf
+
+    def settle(self, finished: list[Sent], claiming: bool) -> BreakerState:
+        """Record the round's outcomes where they matter, and take the probe turn when it is due."""
+        answered = sum(1 for sent in finished if sent.result.status is not None and not sent.result.retryable)
+        answered += sum(1 for sent in finished if sent.result.delivered)
+        failed = [sent for sent in finished if receiver_failed(sent)]
+        pause = max((sent.result.retry_after or 0.0 for sent in failed if sent.result.status in PAUSING_STATUSES),
+                    default=0.0)  # fmt: skip
+        state = self.state
+        probe_due = claiming and state.open and time.time() * 1000 >= state.paused_until_ms
+        if not (
+            failed or (answered and state.troubled) or probe_due or time.monotonic() - self.synced >= SYNC_EVERY_SECONDS
+        ):
+            return state
+        new = self.breaker.record(answered, len(failed), pause, take_probe=claiming and state.open)
+        self.synced = time.monotonic()
+        if new.open and not state.open:
+            why = f"asked for a pause of {pause:.0f}s" if pause else f"failed {new.failures} times in a row"
+            log.warning("receiver %s: sending only one probe every few seconds until it answers", why)
+        if new.closed_from_ms:
+            caught_up = self.breaker.catch_up()
+            log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now",
+                     (new.now_ms - new.closed_from_ms) / 1000, caught_up)  # fmt: skip
+        elif new.probe_granted:
+            self.breaker.catch_up()  # so that the oldest waiting batch is the probe
+        self.state = new
+        return new
+
+    def allowance(self, free: int) -> int:
+        """How many of `free` slots may take a batch now: all while closed, the one probe while open."""
+        if not self.state.open:
+            return free
+        if self.state.probe_granted and free > 0:
+            self.state = BreakerState(**{**self.state.__dict__, "probe_granted": False})  # the turn is used once
+            return 1
+        return 0
+
+
+def receiver_failed(sent: Sent) -> bool:
+    """A failure that says the receiver is down or overloaded (not our bug, not an expired batch, not a 4xx)."""
+    result = sent.result
+    return result.retryable and (result.status is not None or not result.error.startswith("internal error"))

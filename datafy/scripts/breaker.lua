@@ -1,0 +1,45 @@
+-- The receiver's circuit breaker, shared by every monitor: record outcomes, and say whether to send.
+-- Closed: batches go out on their own schedules. Open (an outage, or a Retry-After pause): nothing goes
+-- out but one probe at a time, every probe_every_ms; the first answer closes it again.
+-- Opening rule: at least open_after retryable failures in a row, and no success for quiet_ms.
+-- KEYS: 1 receiver (hash: failures, last_success_ms, open_since_ms, pause_until_ms, probe_at_ms)
+-- ARGV: 1 answers (2xx, or a 4xx: the receiver is up), 2 retryable failures, 3 pause_ms (a Retry-After,
+--       0 none), 4 open_after, 5 quiet_ms, 6 probe_every_ms, 7 take_probe (1: the caller would send the
+--       next probe), 8 probe_hold_ms (how long a granted turn is held before another monitor may probe)
+-- Reply: {open_since_ms (0: closed), paused_until_ms (no request before it), now_ms,
+--         closed_from_ms (this call closed it: when it had opened; else 0), probe granted (1/0), failures}
+assert(#KEYS == 1 and #ARGV == 8, 'breaker: 1 key, 8 arguments')
+local answers, failures, pause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local open_after, quiet, probe_every = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local take_probe, probe_hold = ARGV[7] == '1', tonumber(ARGV[8])
+local now = now_ms()
+local s = redis.call('HMGET', KEYS[1], 'failures', 'last_success_ms', 'open_since_ms', 'pause_until_ms',
+  'probe_at_ms')
+local count, last_success = tonumber(s[1] or '0'), tonumber(s[2] or '0')
+local open_since, pause_until, probe_at = tonumber(s[3] or '0'), tonumber(s[4] or '0'), tonumber(s[5] or '0')
+local closed_from, granted = 0, 0
+
+if answers > 0 then -- the receiver answered: close, and tell the caller to catch up
+  closed_from = open_since
+  count, last_success, open_since, pause_until, probe_at = 0, now, 0, 0, 0
+elseif failures > 0 then
+  count = count + failures
+  if pause > 0 then -- Retry-After pauses the whole receiver, whatever its state
+    open_since = open_since > 0 and open_since or now
+    pause_until = math.max(pause_until, now + pause)
+  elseif open_since == 0 and count >= open_after and now - last_success >= quiet then
+    open_since = now
+  end
+  if open_since > 0 then -- opened, or a probe (or a straggler) failed: the next probe comes later
+    probe_at = now + probe_every
+  end
+end
+if take_probe and open_since > 0 and now >= math.max(pause_until, probe_at) then
+  probe_at, granted = now + probe_hold, 1 -- one probe at a time: the turn is held until its outcome
+end
+if answers > 0 or failures > 0 or granted == 1 then
+  redis.call('HSET', KEYS[1], 'failures', count, 'last_success_ms', last_success, 'open_since_ms', open_since,
+    'pause_until_ms', pause_until, 'probe_at_ms', probe_at)
+  redis.call('PEXPIRE', KEYS[1], 86400000) -- a receiver nobody delivers to for a day is forgotten
+end
+return {open_since, math.max(pause_until, probe_at), now, closed_from, granted, count}

@@ -1,0 +1,17 @@
+-- The receiver answered again: every batch of this partition waiting for a retry is ready at once, in the
+-- order its wait began (oldest first). Leased batches are not in `retrying`, so leases are untouched.
+-- KEYS: 1 ready, 2 retrying (user -> ms its wait began).  ARGV: none
+-- Reply: how many batches were made ready
+assert(#KEYS == 2 and #ARGV == 0, 'catch_up: 2 keys, no arguments')
+local now = now_ms()
+local waiting = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local moved = 0
+for i = 1, #waiting, 2 do
+  local user, since = waiting[i], tonumber(waiting[i + 1])
+  local ready_at = tonumber(redis.call('ZSCORE', KEYS[1], user))
+  if ready_at and ready_at > now then
+    redis.call('ZADD', KEYS[1], math.min(since, now), user)
+    moved = moved + 1
+  end
+end
+return moved

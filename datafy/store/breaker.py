@@ -1,0 +1,62 @@
+"""The receiver's circuit breaker, kept in Redis so that every monitor shares it, and the catch-up after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datafy.store.connection import Connection, checked, redis_errors
+
+OPEN_AFTER_FAILURES = 5  # retryable failures in a row ...
+QUIET_SECONDS = 5.0  # ... and no success for this long: the receiver is down, not just failing some requests
+PROBE_EVERY_SECONDS = 2.0  # while it is down, one batch tests it this often
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """What the breaker said after a call."""
+
+    open_since_ms: int  # 0: closed, batches go out on their own schedules
+    paused_until_ms: int  # no request before this (the next probe, or a Retry-After)
+    now_ms: int
+    closed_from_ms: int  # this call closed it: when it had opened (0: it did not)
+    probe_granted: bool  # the caller may send the one probe
+    failures: int  # retryable failures in a row
+
+    @property
+    def open(self) -> bool:
+        return self.open_since_ms > 0
+
+    @property
+    def troubled(self) -> bool:
+        """Open, or failures in a row that a success should clear."""
+        return self.open or self.failures > 0
+
+
+CLOSED = BreakerState(0, 0, 0, 0, False, 0)
+
+
+class Breaker:
+    """The breaker of one webhook URL: records outcomes, grants probes, and makes waiting batches due."""
+
+    def __init__(self, connection: Connection, webhook_url: str, webhook_timeout: float) -> None:
+        self.connection = connection
+        self.key = connection.keys.receiver(webhook_url)
+        # A probe whose monitor died hands its turn on after this long.
+        self.probe_hold_ms = int((webhook_timeout + PROBE_EVERY_SECONDS) * 1000)
+
+    def record(self, successes: int, failures: int, pause_seconds: float = 0, take_probe: bool = False) -> BreakerState:
+        """Record a round's outcomes (a success: the receiver answered; a failure: it did not, or 5xx/429/408),
+        a Retry-After pause, and ask for the probe turn; returns the state after them."""
+        args = [successes, failures, int(pause_seconds * 1000), OPEN_AFTER_FAILURES, int(QUIET_SECONDS * 1000),
+                int(PROBE_EVERY_SECONDS * 1000), int(take_probe), self.probe_hold_ms]  # fmt: skip
+        with redis_errors():
+            reply = self.connection.run("breaker", [self.key], args)
+        open_since, paused_until, now, closed_from, granted, count = (int(value) for value in reply)
+        return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count)
+
+    def catch_up(self) -> int:
+        """Make every batch that waits for a retry ready now, oldest wait first; returns how many."""
+        parts = self.connection.keys.all_partitions()
+        with redis_errors():
+            replies = self.connection.run_many([("catch_up", [part.ready, part.retrying], []) for part in parts])
+        return sum(checked(replies))

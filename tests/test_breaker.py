@@ -1,0 +1,76 @@
+"""The receiver's breaker and the catch-up, against a real Redis: the opening rule, probes, pauses."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from datafy.model import IncomingMessage
+from datafy.store import Store
+from datafy.store.breaker import OPEN_AFTER_FAILURES, PROBE_EVERY_SECONDS
+
+
+def test_failures_in_a_row_with_no_recent_success_open_it(store: Store) -> None:
+    breaker = store.breaker
+    for _ in range(OPEN_AFTER_FAILURES - 1):
+        assert not breaker.record(0, 1).open
+    state = breaker.record(0, 1)
+    assert state.open and state.paused_until_ms > state.now_ms  # the first probe comes a little later
+    assert breaker.record(1, 0).closed_from_ms == state.open_since_ms  # any answer closes it
+
+
+def test_intermittent_errors_are_not_an_outage(store: Store) -> None:
+    breaker = store.breaker
+    breaker.record(1, 0)  # the receiver answered just now
+    assert not breaker.record(0, 2 * OPEN_AFTER_FAILURES).open  # many failures, but a success within seconds
+    breaker.record(1, 0)
+    assert breaker.record(0, 1).failures == 1  # a success resets the count
+
+
+def test_one_probe_at_a_time(store: Store) -> None:
+    breaker = store.breaker
+    opened = breaker.record(0, OPEN_AFTER_FAILURES)
+    assert not breaker.record(0, 0, take_probe=True).probe_granted  # not yet: probes come every few seconds
+    store.client.hset(breaker.key, "probe_at_ms", opened.now_ms)  # the wait passed
+    assert breaker.record(0, 0, take_probe=True).probe_granted
+    assert not breaker.record(0, 0, take_probe=True).probe_granted  # another monitor: not its turn
+
+
+def test_retry_after_pauses_the_receiver(store: Store) -> None:
+    state = store.breaker.record(0, 1, pause_seconds=3)
+    assert state.open and 2900 <= state.paused_until_ms - state.now_ms <= 3000
+
+
+def test_a_failed_probe_brings_the_next_one_within_seconds(store: Store) -> None:
+    breaker = store.breaker
+    opened = breaker.record(0, OPEN_AFTER_FAILURES)
+    store.client.hset(breaker.key, "probe_at_ms", opened.now_ms)
+    assert breaker.record(0, 0, take_probe=True).probe_granted  # the turn is held for a whole POST ...
+    failed = breaker.record(0, 1)  # ... but its failure brings the next probe back to a few seconds
+    assert failed.paused_until_ms - failed.now_ms <= PROBE_EVERY_SECONDS * 1000
+
+
+def test_catch_up_makes_waiting_batches_due_oldest_first_and_leaves_leases(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    for user in ("old", "new", "leased"):
+        store.buffer.append(IncomingMessage(user=user, message="oi", ttl_ms=1000, flush_reason="request"))
+        time.sleep(0.005)
+    claims = {claim.user: claim for claim in store.outbox.claim(10, 60)}
+    assert store.outbox.retry(claims["old"], 3600, 503, "HTTP 503")
+    time.sleep(0.005)
+    assert store.outbox.retry(claims["new"], 3600, 503, "HTTP 503")
+    assert store.outbox.claim(10, 60) == []  # waiting an hour, or leased
+    assert store.breaker.catch_up() == 2
+    assert [claim.user for claim in store.outbox.claim(1, 60)] == ["old"]
+    assert [claim.user for claim in store.outbox.claim(1, 60)] == ["new"]
+    assert store.outbox.claim(10, 60) == []  # "leased" keeps its lease
+
+
+def test_an_attempt_not_counted_leaves_the_attempts_as_they_were(store: Store) -> None:
+    store.buffer.append(IncomingMessage(user="u", message="oi", ttl_ms=1000, flush_reason="request"))
+    [claim] = store.outbox.claim(1, 60)
+    assert store.outbox.retry(claim, 0, 503, "HTTP 503", counted=False)
+    [again] = store.outbox.claim(1, 60)
+    assert again.attempt == claim.attempt == 1
