@@ -15,7 +15,7 @@ load_dotenv()  # so PORT, WEB_CONCURRENCY, ... in .env apply to a plain `gunicor
 
 # Check the settings once, in the master: a worker that fails on them would be restarted forever.
 try:
-    Settings.from_env()
+    Settings.from_env().check_api()
 except ConfigurationError as exc:
     sys.exit(f"configuration error: {exc}")
 

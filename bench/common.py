@@ -46,7 +46,7 @@ def start_gunicorn(target: str, env: dict[str, str], tmp: Path) -> Iterator[str]
     """`gunicorn <target>` with gunicorn.conf.py as in production (workers sized to the cores)."""
     port = free_port()
     proc = start(f"gunicorn-{port}", [sys.executable, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{port}"],
-                 {**env, "LOG_LEVEL": "WARNING"}, tmp)  # fmt: skip
+                 {"INGEST_AUTH": "off", **env, "LOG_LEVEL": "WARNING"}, tmp)  # fmt: skip  # a private bench
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(proc, f"{url}/health" if target == "api:app" else url, timeout=30, ok_statuses=(200, 404, 405))

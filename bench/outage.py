@@ -39,7 +39,7 @@ def main() -> int:
     down = threading.Event()
     down.set()
     receiver = Receiver(behaviour=lambda batch, nth: Reply(status=503) if down.is_set() else Reply()).start()
-    env = {"REDIS_URL": server.url, "WEBHOOK_URL": receiver.url, "ADMIN_API_KEY": "bench"}
+    env = {"REDIS_URL": server.url, "WEBHOOK_URL": receiver.url, "ADMIN_API_KEY": "bench", "INGEST_AUTH": "off"}
     try:
         with system(env, Path(tempfile.mkdtemp(prefix="datafy-bench-"))) as (api, _monitor):
             ledger, session = Ledger(), requests.Session()

@@ -58,6 +58,7 @@ def main() -> int:
         "WEBHOOK_TIMEOUT": "2",
         "DELIVERY_VISIBILITY_TIMEOUT": "5",
         "WEBHOOK_RETRY_SCHEDULE": ",".join(["2s"] * 20),
+        "INGEST_AUTH": "off",  # loopback only
     }
     ledger, stop = Ledger(), threading.Event()
     faults: dict[str, int] = {}

@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from datafy.errors import ConfigurationError
 from datafy.signing import check_secret
@@ -19,6 +19,7 @@ T = TypeVar("T")
 DEFAULT_RETRY_SCHEDULE = "1s,2s,5s,10s,30s,1m,2m,5m,10m,30m,1h,2h,4h,8h,12h"
 MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
 MAX_MONITOR_PROCESSES = 64
+LEASE_MARGIN_SECONDS = 3.0  # DELIVERY_VISIBILITY_TIMEOUT - WEBHOOK_TIMEOUT at least
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -71,15 +72,19 @@ class Settings:
     dead_letter_max: int = 10000
     flush_poll_interval: float = 0.1
     shutdown_grace: float = 20.0
-    api_key: str = ""
-    admin_api_key: str = ""
+    api_keys: tuple[str, ...] = ()  # any of them opens the ingest routes (several: rotation)
+    admin_api_keys: tuple[str, ...] = ()  # any of them opens the admin routes; never the ingest keys
+    ingest_auth: bool = True  # False only by an explicit INGEST_AUTH=off
     log_level: str = "INFO"
     log_format: str = "text"
 
-    @property
-    def admin_key(self) -> str:
-        """The key that opens admin routes: ADMIN_API_KEY, else API_KEY, else '' (routes disabled)."""
-        return self.admin_api_key or self.api_key
+    def check_api(self) -> None:
+        """The API refuses to start open to the world: ingest needs API_KEY unless INGEST_AUTH=off says so."""
+        if self.ingest_auth and not self.api_keys:
+            raise ConfigurationError(
+                "API_KEY is not set: set API_KEY to a long random key that your clients send as X-API-Key, "
+                "or set INGEST_AUTH=off if only your own flows on a private network can reach the API"
+            )
 
     @property
     def redis_url_redacted(self) -> str:
@@ -134,8 +139,9 @@ class Settings:
             dead_letter_max=reader.get("DEAD_LETTER_MAX", int, 10000, minimum=1),
             flush_poll_interval=reader.get("FLUSH_POLL_INTERVAL", float, 0.1, minimum=0.005, maximum=10),
             shutdown_grace=reader.get("SHUTDOWN_GRACE", float, 20.0, minimum=0),
-            api_key=env.get("API_KEY", "").strip(),
-            admin_api_key=env.get("ADMIN_API_KEY", "").strip(),
+            api_keys=_keys(env.get("API_KEY", "")),
+            admin_api_keys=_keys(env.get("ADMIN_API_KEY", "")),
+            ingest_auth=reader.get("INGEST_AUTH", _parse_switch, True),
             log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
             log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
         )
@@ -145,10 +151,11 @@ class Settings:
     def _check_relations(self) -> None:
         if self.default_ttl > self.max_ttl:
             raise ConfigurationError(f"DEFAULT_TTL ({self.default_ttl:g}) must not exceed MAX_TTL ({self.max_ttl:g})")
-        if self.delivery_visibility_timeout <= self.webhook_timeout:
+        if self.delivery_visibility_timeout < self.webhook_timeout + LEASE_MARGIN_SECONDS:
             raise ConfigurationError(
-                f"DELIVERY_VISIBILITY_TIMEOUT ({self.delivery_visibility_timeout:g}) must exceed "
-                f"WEBHOOK_TIMEOUT ({self.webhook_timeout:g}), or a slow POST would be delivered twice"
+                f"DELIVERY_VISIBILITY_TIMEOUT ({self.delivery_visibility_timeout:g}) must be at least WEBHOOK_TIMEOUT "
+                f"({self.webhook_timeout:g}) + {LEASE_MARGIN_SECONDS:g}: a lease must outlive the whole POST (connect "
+                f"included) and the moment between the lease and the POST, or one batch could be sent twice at once"
             )
 
 
@@ -192,7 +199,8 @@ def _is_http_url(url: str) -> bool:
 
 
 def _describe(convert: Callable[[str], object]) -> str:
-    names = {int: "whole number", float: "number", parse_duration: "duration (like 600, 30s, 10m)"}
+    names = {int: "whole number", float: "number", parse_duration: "duration (like 600, 30s, 10m)",
+             _parse_switch: "switch (on or off)"}  # fmt: skip
     return names.get(convert, "value")
 
 
@@ -217,6 +225,18 @@ def _parse_secrets(text: str) -> tuple[str, ...]:
     return secrets
 
 
+def _keys(text: str) -> tuple[str, ...]:
+    """Comma-separated keys (several at once while rotating)."""
+    return tuple(key.strip() for key in text.split(",") if key.strip())
+
+
+def _parse_switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError(text)
+    return value in ("on", "true", "1", "yes")
+
+
 def _parse_level(text: str) -> str:
     level = text.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -239,8 +259,11 @@ def _url_from_parts(reader: _Reader, db: int) -> str:
 
 
 def _db_from_url(url: str) -> int:
-    path = urlsplit(url).path.strip("/")
+    """The database a URL names: its path (redis://h/3), or ?db= (also the only way for unix:///x.sock?db=3)."""
+    parts = urlsplit(url)
+    path = "" if parts.scheme == "unix" else parts.path.strip("/")
+    raw = path or parse_qs(parts.query).get("db", ["0"])[0]
     try:
-        return int(path) if path else 0
+        return int(raw)
     except ValueError:
-        raise ConfigurationError(f"REDIS_URL has a database path {path!r} that is not a number") from None
+        raise ConfigurationError(f"REDIS_URL names a database {raw!r} that is not a number") from None

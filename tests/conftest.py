@@ -18,6 +18,7 @@ from datafy.store import Store
 TEST_ENV = {
     "WEBHOOK_URL": "http://127.0.0.1:9/unused",
     "ADMIN_API_KEY": "admin-secret",
+    "INGEST_AUTH": "off",  # the ingest key itself is tested in test_api.py and e2e/test_servers.py
     "WEBHOOK_TIMEOUT": "2",
     "DELIVERY_VISIBILITY_TIMEOUT": "5",
     "WEBHOOK_RETRY_SCHEDULE": "0.2s,0.2s,0.2s",

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from datafy.config import Settings
 from datafy.dev.oracle import datafy_keys
+from datafy.errors import ConfigurationError
 from datafy.http import create_app
 from datafy.http.validation import MAX_METADATA_FIELDS
 from datafy.store import Store, is_batch_id
@@ -213,22 +214,39 @@ def test_health(client: FlaskClient) -> None:
     assert client.get("/health").get_json() == {"status": "ok", "redis": "ok"}
 
 
-def test_api_key_protects_ingest_when_set(settings: Settings, store: Store) -> None:
-    client = create_app(replace(settings, api_key="k1"), store).test_client()
+def test_ingest_needs_a_key_by_default_and_any_configured_key_opens_it(settings: Settings, store: Store) -> None:
+    with pytest.raises(ConfigurationError, match=r"API_KEY is not set.*INGEST_AUTH=off"):
+        create_app(replace(settings, ingest_auth=True, api_keys=()), store)
+    client = create_app(replace(settings, ingest_auth=True, api_keys=("old", "new")), store).test_client()
     assert_error(post(client, {"user": "u", "message": "oi"}), 401, "unauthorized")
-    assert post(client, {"user": "u", "message": "oi"}, headers={"Authorization": "Bearer k1"}).status_code == 200
-    assert post(client, {"user": "u", "message": "oi"}, headers={"X-API-Key": "k1"}).status_code == 200
+    assert_error(post(client, {"user": "u", "message": "oi"}, headers={"X-API-Key": ""}), 401, "unauthorized")
+    assert_error(
+        post(client, {"user": "u", "message": "oi"}, headers={"X-API-Key": "admin-secret"}), 401, "unauthorized"
+    )
+    assert post(client, {"user": "u", "message": "oi"}, headers={"Authorization": "Bearer old"}).status_code == 200
+    assert post(client, {"user": "u", "message": "oi"}, headers={"X-API-Key": "new"}).status_code == 200
+    assert_error(client.post("/api/typing", json={"user": "u"}), 401, "unauthorized")
+
+
+def test_the_ingest_key_never_opens_the_admin_routes(settings: Settings, store: Store) -> None:
+    """Regression: the admin key fell back to API_KEY, so every integration could read and discard chats."""
+    client = create_app(
+        replace(settings, ingest_auth=True, api_keys=("ingest",), admin_api_keys=()), store
+    ).test_client()
+    assert_error(client.get("/api/chats", headers={"X-API-Key": "ingest"}), 403, "admin_disabled")
+    client = create_app(replace(settings, ingest_auth=True, api_keys=("ingest",)), store).test_client()
+    assert_error(client.get("/api/chats", headers={"X-API-Key": "ingest"}), 401, "unauthorized")
 
 
 def test_admin_routes_are_off_without_a_key(settings: Settings, store: Store) -> None:
-    client = create_app(replace(settings, admin_api_key="", api_key=""), store).test_client()
+    client = create_app(replace(settings, admin_api_keys=()), store).test_client()
     assert_error(client.get("/api/dead-letters"), 403, "admin_disabled")
     assert_error(client.get("/api/chats"), 403, "admin_disabled")
 
 
 def test_a_non_ascii_admin_key_matches(settings: Settings, store: Store) -> None:
     for key in ("sécret", "voilà"):  # "à" is c3 a0 in UTF-8, and a0 is latin-1 whitespace
-        client = create_app(replace(settings, admin_api_key=key), store).test_client()
+        client = create_app(replace(settings, admin_api_keys=(key,)), store).test_client()
         as_sent = key.encode().decode("latin-1")  # how a WSGI server hands over the header's UTF-8 bytes
         assert client.get("/api/chats", headers={"X-API-Key": as_sent}).status_code == 200, key
         assert_error(client.get("/api/chats", headers={"X-API-Key": "secret"}), 401, "unauthorized")
@@ -325,9 +343,46 @@ def test_the_byte_cap_names_the_batch_it_sealed_with_a_real_batch_id(settings: S
     [claim] = store.outbox.claim(1, 10)
     assert claim.batch_id == sealed["batch_id"]
     assert store.outbox.bury(claim, 410, "HTTP 410", "not_retryable")[0]
-    admin = {"Authorization": f"Bearer {settings.admin_api_key}"}
+    admin = {"Authorization": f"Bearer {settings.admin_api_keys[0]}"}
     assert client.post(f"/api/dead-letters/{sealed['batch_id']}/replay", headers=admin).status_code == 200
     [again] = store.outbox.claim(1, 10)
     assert again.batch_id == sealed["batch_id"]
     assert store.outbox.bury(again, 410, "HTTP 410", "not_retryable")[0]
     assert client.delete(f"/api/dead-letters/{sealed['batch_id']}", headers=admin).status_code == 200
+
+
+@pytest.mark.parametrize("user", ["", " ", "\t\n", "\u3000"])
+def test_blank_user_ids_are_refused(client: FlaskClient, redis_client: redis.Redis, user: str) -> None:
+    """Regression: an n8n expression that evaluated to nothing put different customers in one shared chat."""
+    assert_error(post(client, {"user": user, "message": "oi"}), 400, "invalid_field", "user")
+    assert datafy_keys(redis_client) == []
+
+
+def nested(levels: int) -> object:
+    value: object = "fundo"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_deep_nesting_is_refused_naming_the_field(client: FlaskClient, redis_client: redis.Redis) -> None:
+    """Regression: 979 levels were stored (and broke the dead-letter listing), 980 answered 500."""
+    assert post(client, {"user": "u", "message": {"a": nested(31)}}).status_code == 200
+    redis_client.flushall()
+    assert_error(post(client, {"user": "u", "message": {"a": nested(32)}}), 400, "invalid_field", "message")
+    assert_error(post(client, {"user": "u", "message": "oi", "deep": nested(33)}), 400, "invalid_field", "deep")
+    for levels in (979, 980, 5000):
+        raw = '{"user": "u", "message": "oi", "deep": ' + "[" * levels + '"x"' + "]" * levels + "}"
+        reply = client.post("/api/message", data=raw, content_type="application/json")
+        assert reply.status_code == 400, levels
+    assert datafy_keys(redis_client) == []
+
+
+def test_metadata_counts_toward_max_message_bytes(settings: Settings, redis_client: redis.Redis) -> None:
+    """Regression: with MAX_MESSAGE_BYTES=1024 a 1 MB metadata field was accepted and added 3.35 MB to Redis."""
+    settings = replace(settings, max_message_bytes=1024)
+    client = create_app(settings, Store(settings)).test_client()
+    reply = post(client, {"user": "u", "message": "oi", "pushName": "Ana", "blob": "x" * 1_000_000})
+    assert_error(reply, 413, "message_too_large", "blob")
+    assert datafy_keys(redis_client) == []
+    assert post(client, {"user": "u", "message": "oi", "pushName": "Ana"}).status_code == 200

@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert (s.default_ttl, s.max_ttl, s.webhook_concurrency, s.webhook_timeout) == (15, 86400, 32, 15)
     assert s.webhook_retry_schedule[:4] == (1, 2, 5, 10) and s.webhook_retry_schedule[-1] == 12 * 3600
     assert (s.max_batch_messages, s.dead_letter_max, s.flush_poll_interval) == (1000, 10000, 0.1)
-    assert s.admin_key == ""
+    assert s.api_keys == s.admin_api_keys == () and s.ingest_auth
 
 
 def test_host_port_password_build_the_url_and_redis_url_wins() -> None:
@@ -25,9 +25,10 @@ def test_host_port_password_build_the_url_and_redis_url_wins() -> None:
     assert s.redis_url == "redis://other:1/3" and s.redis_db == 3
 
 
-def test_admin_key_falls_back_to_api_key() -> None:
-    assert Settings.from_env({"API_KEY": "a"}).admin_key == "a"
-    assert Settings.from_env({"API_KEY": "a", "ADMIN_API_KEY": "b"}).admin_key == "b"
+def test_keys_are_comma_separated_and_admin_keys_never_fall_back() -> None:
+    s = Settings.from_env({"API_KEY": " a, b ,", "INGEST_AUTH": "on"})
+    assert s.api_keys == ("a", "b") and s.admin_api_keys == ()
+    assert not Settings.from_env({"INGEST_AUTH": "off"}).ingest_auth
 
 
 def test_durations_schedules_and_keywords() -> None:
@@ -65,3 +66,20 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
     with pytest.raises(ConfigurationError) as error:
         Settings.from_env(env)
     assert variable in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unix_socket_urls_and_db_in_the_query() -> None:
+    """Regression: a unix:// socket path was read as a database number; ?db= was ignored."""
+    assert Settings.from_env({"REDIS_URL": "unix:///var/run/redis/redis.sock"}).redis_db == 0
+    assert Settings.from_env({"REDIS_URL": "unix:///var/run/redis/redis.sock?db=3"}).redis_db == 3
+    assert Settings.from_env({"REDIS_URL": "redis://h:6379?db=3"}).redis_db == 3
+    assert Settings.from_env({"REDIS_URL": "redis://h:6379/2"}).redis_db == 2
+    with pytest.raises(ConfigurationError, match="REDIS_URL names a database 'x'"):
+        Settings.from_env({"REDIS_URL": "redis://h:6379?db=x"})
+
+
+def test_a_lease_must_outlive_the_whole_post() -> None:
+    """Regression: 16 vs 15 was accepted, yet a lease must cover connect + WEBHOOK_TIMEOUT + the time to start."""
+    with pytest.raises(ConfigurationError, match=r"at least WEBHOOK_TIMEOUT \(15\) \+ 3"):
+        Settings.from_env({"DELIVERY_VISIBILITY_TIMEOUT": "16", "WEBHOOK_TIMEOUT": "15"})
+    assert Settings.from_env({"DELIVERY_VISIBILITY_TIMEOUT": "18", "WEBHOOK_TIMEOUT": "15"})

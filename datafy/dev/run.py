@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -40,6 +41,10 @@ def main() -> int:
         receiver = Receiver(port=DEMO_RECEIVER_PORT if _port_free(DEMO_RECEIVER_PORT) else 0, on_batch=print_batch)
         receiver.start()
         env["WEBHOOK_URL"] = receiver.url
+    if not env.get("API_KEY") and env.get("INGEST_AUTH", "on").lower() not in ("off", "false", "0", "no"):
+        env["API_KEY"] = local_api_key()
+    key = env.get("API_KEY", "").split(",")[0].strip()
+    key_header = f"-H 'X-API-Key: {key}' " if key else ""
     api_port = env.get("PORT", "5000")
     env.setdefault("WEB_CONCURRENCY", "2")
     children = [
@@ -52,7 +57,8 @@ def main() -> int:
         f"  redis     {redis_server.binary} on 127.0.0.1:{redis_server.port} (data in {data_dir})\n"
         f"  api       http://127.0.0.1:{api_port}/api/message\n"
         f"  webhook   {env['WEBHOOK_URL']}{'  (demo receiver: batches are printed here)' if receiver else ''}\n"
-        f"Try:  curl -s localhost:{api_port}/api/message -H 'Content-Type: application/json' "
+        f"  api key   {key or '(none: INGEST_AUTH=off)'}\n"
+        f"Try:  curl -s localhost:{api_port}/api/message {key_header}-H 'Content-Type: application/json' "
         f"""-d '{{"user": "5511999999999", "message": "oi", "ttl": 3}}'\n"""
         f"Ctrl-C stops everything.\n",
         flush=True,
@@ -81,6 +87,16 @@ def main() -> int:
             receiver.stop()
         redis_server.stop()
     return 0
+
+
+def local_api_key() -> str:
+    """Ingest always needs a key: without API_KEY, one made once and kept in .run/api-key for the README's curl."""
+    path = PROJECT_ROOT / ".run" / "api-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _port_free(port: int) -> bool:

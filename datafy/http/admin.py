@@ -21,7 +21,7 @@ MAX_OFFSET = 100_000
 
 @bp.before_request
 def _check_admin_key() -> None:
-    require_admin_key(current.settings().admin_key)
+    require_admin_key(current.settings().admin_api_keys)
 
 
 @bp.get("/api/dead-letters")

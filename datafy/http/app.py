@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     """Build the API; settings default to the environment, the store to a client of settings.redis_url."""
     settings = settings or Settings.from_env()
+    settings.check_api()
     app = Flask("datafy")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep replies in documented field order

@@ -19,24 +19,25 @@ def presented_key() -> str:
     return request.headers.get("X-API-Key", "").strip(" \t")
 
 
-def require_key(expected: str) -> None:
-    """Raise 401 unless the client presented `expected` (no-op when `expected` is '')."""
-    if expected and not _matches(presented_key(), expected.encode()):
-        raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
+def require_key(expected: tuple[str, ...]) -> None:
+    """Raise 401 unless the client presented one of the `expected` keys."""
+    if not _matches_any(presented_key(), expected):
+        raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or Authorization: Bearer)")
 
 
-def require_admin_key(expected: str) -> None:
-    """Admin routes exist only once a key is configured, and then need it."""
+def require_admin_key(expected: tuple[str, ...]) -> None:
+    """Admin routes exist only once ADMIN_API_KEY is configured, and then need it."""
     if not expected:
-        raise ApiError(
-            403, "admin_disabled", "admin routes are disabled: set ADMIN_API_KEY (or API_KEY) to enable them"
-        )
+        raise ApiError(403, "admin_disabled", "admin routes are disabled: set ADMIN_API_KEY to enable them")
     require_key(expected)
 
 
-def _matches(presented: str, expected: bytes) -> bool:
-    """Constant-time match. WSGI decodes header bytes as latin-1: curl sends a non-ASCII key as UTF-8 bytes,
-    Python's http.client as latin-1 bytes, so both readings are compared."""
-    sent_utf8 = hmac.compare_digest(presented.encode("latin-1", "replace"), expected)
-    sent_latin1 = hmac.compare_digest(presented.encode(), expected)
-    return sent_utf8 or sent_latin1
+def _matches_any(presented: str, expected: tuple[str, ...]) -> bool:
+    """Constant time whichever key matches (every key is compared). WSGI decodes header bytes as latin-1: curl
+    sends a non-ASCII key as UTF-8 bytes, Python's http.client as latin-1 bytes, so both readings count."""
+    as_utf8, as_latin1 = presented.encode("latin-1", "replace"), presented.encode()
+    found = False
+    for key in expected:
+        wanted = key.encode()
+        found |= hmac.compare_digest(as_utf8, wanted) | hmac.compare_digest(as_latin1, wanted)
+    return found and bool(presented)

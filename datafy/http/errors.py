@@ -28,7 +28,9 @@ def _reply(error: ApiError) -> tuple[Response, int]:
 
 def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int]:
     log.warning("redis unavailable, answering 503: %s", error)
-    response, status = _reply(ApiError(503, "store_unavailable", "the message store is unavailable; retry shortly"))
+    # After a timeout the script may have run before the reply was lost: a retry is safe with a message_id.
+    message = "the message store is unavailable; retry shortly, with the same message_id"
+    response, status = _reply(ApiError(503, "store_unavailable", message))
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response, status
 

@@ -22,7 +22,8 @@ bp = Blueprint("ingest", __name__)
 def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
     settings = current.settings()
-    require_key(settings.api_key)
+    if settings.ingest_auth:
+        require_key(settings.api_keys)
     msg = parse_message(read_json_object(request), settings)
     result = current.store().buffer.append(msg)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
@@ -54,7 +55,8 @@ def append_message() -> Response:
 def typing() -> Response:
     """The user is typing: push the pending batch's deadline back (no-op without one)."""
     settings = current.settings()
-    require_key(settings.api_key)
+    if settings.ingest_auth:
+        require_key(settings.api_keys)
     body = read_json_object(request)
     user = parse_user(body)
     deadline = current.store().buffer.extend(user, parse_ttl(body, settings))

@@ -16,8 +16,22 @@ from datafy.model import CONTROL_FIELDS, IncomingMessage, compact_json
 MAX_USER_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 256
 MAX_METADATA_FIELDS = 256
+MAX_JSON_DEPTH = 32  # deeper values are refused: they would cost recursion in every later encode and decode
 # A JSON \uD800-\uDFFF escape: the only way a JSON body can hold text that is not valid UTF-8 once stored.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_stored_size(message: str | dict[str, Any], metadata: dict[str, Any], settings: Settings) -> None:
+    """MAX_MESSAGE_BYTES bounds what one request stores: the message and its metadata together (413)."""
+    if not metadata:
+        return  # the message alone was checked already
+    sizes = {name: len(compact_json({name: value}).encode()) for name, value in metadata.items()}
+    message_size = len(message.encode()) if isinstance(message, str) else len(compact_json(message).encode())
+    total = message_size + sum(sizes.values())
+    if total > settings.max_message_bytes:
+        largest = max(sizes, key=sizes.__getitem__)
+        raise ApiError(413, "message_too_large", f"the message and its fields are {total} bytes; the limit is "
+                       f"{settings.max_message_bytes} (the largest field is {largest})", largest)  # fmt: skip
 
 
 def read_json_object(request: Request) -> dict[str, Any]:
@@ -32,9 +46,28 @@ def read_json_object(request: Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    for name, value in body.items():
+        if _depth(value) > MAX_JSON_DEPTH:
+            field = name.encode("utf-8", "replace").decode()
+            raise ApiError(400, "invalid_field", f"{field} is nested deeper than {MAX_JSON_DEPTH} levels", field)
     if overflow or _SURROGATE_ESCAPE.search(text):
         _reject_unstorable(body)
     return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests lists and objects (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _read_body(request: Request) -> bytes:
@@ -84,6 +117,7 @@ def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
     metadata = {k: v for k, v in body.items() if k not in CONTROL_FIELDS}
     if len(metadata) > MAX_METADATA_FIELDS:
         raise ApiError(400, "too_many_fields", f"at most {MAX_METADATA_FIELDS} extra (metadata) fields per message")
+    _check_stored_size(message, metadata, settings)
     return IncomingMessage(
         user=user,
         message=message,
@@ -101,6 +135,8 @@ def parse_user(body: dict[str, Any]) -> str:
     user = _identifier(body, "user", MAX_USER_CHARS)
     if user is None:
         raise ApiError(400, "missing_field", "user is required", "user")
+    if not user.strip():  # an expression that evaluated to nothing: never one shared chat for everyone
+        raise ApiError(400, "invalid_field", "user must not be blank", "user")
     return user
 
 

@@ -28,6 +28,20 @@ def test_a_bad_setting_stops_the_api_with_one_line_naming_it(env: dict[str, str]
     assert "Traceback" not in result.stderr
 
 
+def test_the_api_refuses_to_start_open_to_the_world(env: dict[str, str], tmp_path: Path) -> None:
+    """Regression: ingest was open by default; anyone who found the URL could write to any chat."""
+    del env["INGEST_AUTH"]
+    result = run_until_exit([sys.executable, "-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"], env)
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if "configuration error" in line]
+    assert "API_KEY is not set" in line and "INGEST_AUTH=off" in line
+    env["API_KEY"] = "k1,k2"
+    with running(api := start_api(env, tmp_path)):
+        url = f"{api.extra['url']}/api/message"
+        assert requests.post(url, json={"user": "u", "message": "oi"}, timeout=5).status_code == 401
+        assert requests.post(url, json={"user": "u", "message": "oi"}, headers={"X-API-Key": "k2"}, timeout=5).ok
+
+
 def test_a_bad_setting_stops_the_monitor_with_exit_code_2(env: dict[str, str]) -> None:
     env["WEBHOOK_URL"] = ""
     result = run_until_exit([sys.executable, "monitor.py"], env)
