@@ -26,7 +26,7 @@ from bench.common import (  # noqa: E402
     start_gunicorn,
     tree_cpu_seconds,
 )
-from datafy.dev.processes import start_monitor  # noqa: E402
+from datafy.dev.processes import start  # noqa: E402
 from datafy.dev.redis_server import RedisServer  # noqa: E402
 
 
@@ -46,13 +46,15 @@ def one_round(batches: int, tmp: Path, monitor_env: dict[str, str]) -> dict[str,
             refused = sum(1 for status, _ in replies if status != 200)
             assert not refused, f"{refused} not acknowledged"
             started = time.perf_counter()
-            monitor = start_monitor({**env, **monitor_env}, tmp, name=f"monitor-{batches}-{time.monotonic_ns()}")
+            # Not start_monitor: it waits for an INFO line, and LOG_LEVEL=WARNING is one of the settings measured.
+            name = f"monitor-{batches}-{time.monotonic_ns()}"
+            monitor = start(name, [sys.executable, "monitor.py"], {**env, **monitor_env}, tmp)
             cpu_before = tree_cpu_seconds(monitor.process.pid)
             while any(client.scan_iter("datafy:*:ready", count=1000)):
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
             cpu = tree_cpu_seconds(monitor.process.pid) - cpu_before
-            processes = monitor.log().count("monitor starting process=")
+            processes = len(monitor.children()) or 1
             monitor.stop()
         arrivals = sorted(r["at"] for r in received)
         unique = len({r["batch"]["batch_id"] for r in received})

@@ -62,6 +62,8 @@ class Settings:
     max_batch_bytes: int = 4 * 1024 * 1024
     flush_keywords: frozenset[str] = field(default_factory=frozenset)
     dedupe_window: float = 600.0
+    max_pending_chats: int = 200_000  # open batches at once; past it new chats get 429 (0: no limit)
+    rate_limit_per_user: int = 120  # messages per user per minute; past it 429 (0: no limit)
     webhook_concurrency: int = 32
     monitor_processes: int = 0  # 0: one per CPU the container may use
     webhook_timeout: float = 15.0
@@ -129,6 +131,8 @@ class Settings:
                 normalize_keyword(word) for word in env.get("FLUSH_KEYWORDS", "").split(",") if word.strip()
             ),
             dedupe_window=reader.get("DEDUPE_WINDOW", parse_duration, 600.0, minimum=1, maximum=MAX_SECONDS),
+            max_pending_chats=reader.get("MAX_PENDING_CHATS", int, 200_000, minimum=0),
+            rate_limit_per_user=reader.get("RATE_LIMIT_PER_USER", int, 120, minimum=0),
             webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
             monitor_processes=reader.get("MONITOR_PROCESSES", int, 0, minimum=0, maximum=MAX_MONITOR_PROCESSES),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),

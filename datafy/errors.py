@@ -18,12 +18,15 @@ class StoreUnavailableError(DatafyError):
 class ApiError(DatafyError):
     """An HTTP error reply: status, a stable machine code, a human message and the field at fault."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, sent as the Retry-After header
 
     def to_json(self) -> dict[str, object]:
         """The error body every client sees."""

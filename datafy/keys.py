@@ -6,6 +6,7 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:meta:{user}      hash    open batch: first/last arrival, deadlines, counters, metadata
     {prefix}:{{p}}:timer:{user}     string  the "still typing" sentinel; its TTL is the silence timer
     {prefix}:{{p}}:dedupe:{user}    zset    message_id -> arrival ms, for DEDUPE_WINDOW
+    {prefix}:{{p}}:rate:{user}      string  messages this minute, for RATE_LIMIT_PER_USER (expires in a minute)
     {prefix}:{{p}}:seq:{user}       string  the user's last batch sequence number
     {prefix}:{{p}}:outbox:{user}    list    sealed batch ids waiting for delivery, oldest first
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
@@ -43,6 +44,7 @@ class UserKeys:
     meta: str
     timer: str
     dedupe: str
+    rate: str
     sequence: str
     outbox: str
     batches: str
@@ -76,6 +78,7 @@ class KeySpace:
             meta=f"{base}:meta:{user}",
             timer=f"{base}:timer:{user}",
             dedupe=f"{base}:dedupe:{user}",
+            rate=f"{base}:rate:{user}",
             sequence=f"{base}:seq:{user}",
             outbox=f"{base}:outbox:{user}",
             batches=f"{base}:batches:{user}",

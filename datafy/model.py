@@ -64,12 +64,13 @@ class SealedBatch:
 class AppendResult:
     """What happened to an appended message."""
 
-    status: str  # "buffered", "flushed" or "duplicate"
+    status: str  # "buffered", "flushed", "duplicate", or refused: "rate_limited", "full"
     buffered: int
     flush_at_ms: int = 0
     batch_id: str | None = None
     sequence: int | None = None
     sealed: SealedBatch | None = None  # the open batch the byte cap closed first, if any
+    retry_after_ms: int = 0  # rate_limited or full: when to try again
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from datafy.dev.oracle import datafy_keys
 from datafy.errors import ConfigurationError
 from datafy.http import create_app
 from datafy.http.validation import MAX_METADATA_FIELDS
+from datafy.keys import partition_of
 from datafy.store import Store, is_batch_id
 
 
@@ -206,6 +207,7 @@ def test_redis_down_gives_503_with_retry_after(settings: Settings) -> None:
     client = create_app(dead).test_client()
     response = post(client, {"user": "u", "message": "oi"})
     assert_error(response, 503, "store_unavailable")
+    assert "same message_id" in response.get_json()["error"]["message"]  # after a timeout it may be stored
     assert response.headers["Retry-After"] == "1"
     assert_error(client.get("/health"), 503, "store_unavailable")
 
@@ -386,3 +388,38 @@ def test_metadata_counts_toward_max_message_bytes(settings: Settings, redis_clie
     assert_error(reply, 413, "message_too_large", "blob")
     assert datafy_keys(redis_client) == []
     assert post(client, {"user": "u", "message": "oi", "pushName": "Ana"}).status_code == 200
+
+
+def test_a_chat_over_its_rate_limit_gets_429_and_others_go_on(settings: Settings, redis_client: redis.Redis) -> None:
+    settings = replace(settings, rate_limit_per_user=3)
+    client = create_app(settings, Store(settings)).test_client()
+    assert all(post(client, {"user": "spam", "message": f"m{i}"}).status_code == 200 for i in range(3))
+    reply = post(client, {"user": "spam", "message": "m3"})
+    assert_error(reply, 429, "rate_limited", "user")
+    assert 1 <= int(reply.headers["Retry-After"]) <= 60
+    assert post(client, {"user": "other", "message": "oi"}).status_code == 200
+    assert Store(settings).buffer.peek("spam").items[-1][1]["m"] == "m2"  # the refused one was not stored
+
+
+def test_past_max_pending_chats_new_chats_get_429_and_open_ones_go_on(settings: Settings) -> None:
+    settings = replace(settings, max_pending_chats=16)  # one open chat per partition
+    store = Store(settings)
+    client = create_app(settings, store).test_client()
+    users = {}
+    for i in range(200):  # one user in each partition
+        users.setdefault(partition_of(f"c{i}"), f"c{i}")
+    assert all(post(client, {"user": user, "message": "oi"}).status_code == 200 for user in users.values())
+    newcomer = next(f"n{i}" for i in range(100) if partition_of(f"n{i}") == partition_of(users[0]))
+    reply = post(client, {"user": newcomer, "message": "oi"})
+    assert_error(reply, 429, "too_many_chats")
+    assert reply.headers["Retry-After"] == "1"
+    assert post(client, {"user": users[0], "message": "ainda aqui"}).status_code == 200  # open chats go on
+    assert store.buffer.peek(newcomer) is None
+
+
+def test_merged_metadata_counts_toward_max_batch_bytes(settings: Settings) -> None:
+    settings = replace(settings, max_batch_bytes=2048)
+    client = create_app(settings, Store(settings)).test_client()
+    first = post(client, {"user": "m", "message": "oi", "perfil": "x" * 700}).get_json()
+    second = post(client, {"user": "m", "message": "oi", "perfil": "y" * 700}).get_json()
+    assert first["buffered"] == 1 and second["sealed"]["flush_reason"] == "max_bytes"  # 2 x (item + metadata)

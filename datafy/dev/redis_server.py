@@ -53,10 +53,16 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_path(self) -> str:
+        """The unix socket the server also listens on."""
+        return f"{self.data_dir}/redis.sock"
+
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
         args = [self.binary, str(REDIS_CONF), "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--dir", self.data_dir, "--daemonize", "no", "--save", "", "--logfile", "server.log"]
+        args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

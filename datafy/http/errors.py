@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from datafy.errors import ApiError, StoreUnavailableError
@@ -12,18 +12,42 @@ from datafy.errors import ApiError, StoreUnavailableError
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024  # an oversized body up to this is read and dropped, so the client reads our 413
 
 
 def register(app: Flask) -> None:
     """Install the JSON error handlers on `app`."""
-    app.register_error_handler(ApiError, _reply)
+    app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(StoreUnavailableError, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
 
 def _reply(error: ApiError) -> tuple[Response, int]:
-    return jsonify(error.to_json()), error.status
+    response = jsonify(error.to_json())
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response, error.status
+
+
+def _api_error(error: ApiError) -> tuple[Response, int]:
+    if error.status == 413:
+        return _too_large(error)
+    return _reply(error)
+
+
+def _too_large(error: ApiError) -> tuple[Response, int]:
+    """A client still writing its body would get a broken pipe, not the reply: read the rest (up to a bound),
+    then answer and close the connection."""
+    length = request.content_length
+    stream = request.environ.get("wsgi.input")
+    if stream is not None and (length is None or length <= DRAIN_LIMIT_BYTES):
+        left = DRAIN_LIMIT_BYTES if length is None else length
+        while left > 0 and (chunk := stream.read(min(64 * 1024, left))):
+            left -= len(chunk)
+    response, status = _reply(error)
+    response.headers["Connection"] = "close"
+    return response, status
 
 
 def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int]:
@@ -39,7 +63,7 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
     if status == 413:
-        code, message = "body_too_large", "the request body is larger than MAX_BODY_BYTES"
+        return _too_large(ApiError(413, "body_too_large", "the request body is larger than MAX_BODY_BYTES"))
     elif status == 404:
         message = "no such route; messages go to POST /api/message"
     elif status == 405:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Blueprint, Response, jsonify, request
 
+from datafy.errors import ApiError
 from datafy.http import app as current
 from datafy.http.auth import require_key
 from datafy.http.validation import parse_message, parse_ttl, parse_user, read_json_object
@@ -26,6 +28,8 @@ def append_message() -> Response:
         require_key(settings.api_keys)
     msg = parse_message(read_json_object(request), settings)
     result = current.store().buffer.append(msg)
+    if result.status in ("rate_limited", "full"):
+        raise _limit_error(result.status, result.retry_after_ms)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
     flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
     reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}
@@ -72,3 +76,13 @@ def health() -> Response:
     """Liveness and Redis reachability, for container healthchecks."""
     current.store().connection.ping()
     return jsonify({"status": "ok", "redis": "ok"})
+
+
+def _limit_error(status: str, retry_after_ms: int) -> ApiError:
+    """429 with Retry-After: too many messages from one chat, or too many open chats (existing ones go on)."""
+    retry_after = max(1, math.ceil(retry_after_ms / 1000))
+    if status == "rate_limited":
+        return ApiError(429, "rate_limited", "too many messages for this user this minute (RATE_LIMIT_PER_USER)",
+                        "user", retry_after)  # fmt: skip
+    return ApiError(429, "too_many_chats", "too many chats are waiting (MAX_PENDING_CHATS); open chats still take "
+                    "messages", None, retry_after)  # fmt: skip

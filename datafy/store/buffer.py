@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from datafy.keys import PARTITIONS
 from datafy.model import AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
 from datafy.store.connection import Connection, checked, redis_errors
 
@@ -60,11 +62,17 @@ class Buffer:
             new_batch_id(),
             SEQUENCE_TTL_SECONDS,
             new_batch_id(),
+            len(compact_json(msg.metadata).encode()) if msg.metadata else 0,
+            math.ceil(s.max_pending_chats / PARTITIONS) if s.max_pending_chats else 0,  # each partition its share
+            s.rate_limit_per_user,
             *meta_args,
         ]
         with redis_errors():
-            reply = self.connection.run("append", [*self._user_keys(msg.user), self.keys.user(msg.user).dedupe], args)
+            k = self.keys.user(msg.user)
+            reply = self.connection.run("append", [*self._user_keys(msg.user), k.dedupe, k.rate], args)
         status = reply[0]
+        if status in ("rate_limited", "full"):
+            return AppendResult(status, 0, retry_after_ms=int(reply[1]))
         if status == "flushed":
             return AppendResult("flushed", int(reply[1]), int(reply[4]), batch_id=reply[2], sequence=int(reply[3]))
         if len(reply) > 3:  # the byte cap sealed the open batch before this message started the next one

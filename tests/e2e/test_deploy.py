@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import runpy
 import shlex
@@ -79,8 +80,17 @@ def local_argv(argv: list[str]) -> list[str]:
 
 
 def gunicorn_settings() -> dict[str, object]:
-    """The values gunicorn.conf.py computes from the current environment."""
-    return runpy.run_path(str(GUNICORN_CONF))
+    """The values gunicorn.conf.py computes from the current environment (with ingest open: its refusal to start
+    without API_KEY is tested with a real gunicorn in test_servers.py)."""
+    previous = os.environ.get("INGEST_AUTH")
+    os.environ["INGEST_AUTH"] = "off"
+    try:
+        return runpy.run_path(str(GUNICORN_CONF))
+    finally:
+        if previous is None:
+            del os.environ["INGEST_AUTH"]
+        else:
+            os.environ["INGEST_AUTH"] = previous
 
 
 def wait_redis(proc: Proc, client: redis.Redis, timeout: float = 10.0) -> None:

@@ -84,7 +84,7 @@ def test_subscriber_connection_killed_repeatedly(
 def test_monitor_killed_during_a_stalled_post_redelivers_same_batch_id(
     env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    env.update(WEBHOOK_URL=receiver.url, WEBHOOK_TIMEOUT="10", DELIVERY_VISIBILITY_TIMEOUT="11")
+    env.update(WEBHOOK_URL=receiver.url, WEBHOOK_TIMEOUT="10", DELIVERY_VISIBILITY_TIMEOUT="13")
     receiver.behaviour = lambda batch, nth: Reply(delay=30 if nth == 1 else 0)
     ledger = Ledger()
     api = start_api(env, tmp_path)
@@ -97,7 +97,7 @@ def test_monitor_killed_during_a_stalled_post_redelivers_same_batch_id(
             assert receiver.wait_for(lambda r: len(r.delivered) >= 1, timeout=20)
     first, second = receiver.received[0], receiver.received[1]
     assert first.body["batch_id"] == second.body["batch_id"]
-    assert second.at - first.at >= 10  # after the lease ran out, not before
+    assert second.at - first.at >= 12  # after the lease ran out, not before
     assert_all_delivered(ledger, receiver, redis_client)
 
 

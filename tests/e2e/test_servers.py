@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,7 +11,9 @@ from pathlib import Path
 
 import requests
 
-from datafy.dev.processes import PROJECT_ROOT, process_env, running, start_api
+from datafy.dev.processes import PROJECT_ROOT, process_env, running, start_api, system
+from datafy.dev.receiver import Receiver
+from datafy.dev.redis_server import RedisServer
 
 CONFIG_ERROR_SECONDS = 20  # gunicorn would otherwise restart failing workers forever
 
@@ -78,3 +82,31 @@ def test_a_non_ascii_admin_key_works_from_curl_and_from_python(env: dict[str, st
         assert requests.get(url, headers={"X-API-Key": "sécret".encode()}, timeout=5).status_code == 200  # as curl
         assert requests.get(url, headers={"X-API-Key": "sécret"}, timeout=5).status_code == 200  # latin-1 bytes
         assert requests.get(url, headers={"X-API-Key": "secret"}, timeout=5).status_code == 401
+
+
+def test_an_oversized_body_gets_the_413_json_not_a_broken_pipe(env: dict[str, str], tmp_path: Path) -> None:
+    """Regression: a 5 MB body from a client still writing got a broken pipe instead of the 413 reply."""
+    with running(api := start_api(env, tmp_path)):
+        host, port = api.extra["url"].removeprefix("http://").split(":")
+        body = b'{"user": "big", "message": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("POST", "/api/message", body=body, headers={"Content-Type": "application/json"})
+        reply = connection.getresponse()
+        assert reply.status == 413
+        assert json.loads(reply.read())["error"]["code"] == "body_too_large"
+        connection.close()
+
+
+def test_a_unix_socket_url_with_a_database_works_end_to_end(
+    env: dict[str, str], redis_server: RedisServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Regression: unix:// URLs always failed (the socket path read as a database number), and ?db= was ignored
+    by the expiry subscription."""
+    env.update(REDIS_URL=f"unix://{redis_server.socket_path}?db=3", WEBHOOK_URL=receiver.url)
+    with system(env, tmp_path) as (api, monitor):
+        assert "subscribed to __keyevent@3__:expired" in monitor.log()
+        reply = requests.post(f"{api.extra['url']}/api/message", json={"user": "sock", "message": "oi", "ttl": 0.2},
+                              timeout=5)  # fmt: skip
+        assert reply.status_code == 200
+        assert receiver.wait_for(lambda r: len(r.delivered) == 1, timeout=10)
+    assert receiver.delivered[0]["messages"] == ["oi"]
