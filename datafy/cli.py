@@ -44,7 +44,6 @@ def api_app() -> Flask:
 
 def run_monitor() -> int:
     """Run the monitor until SIGTERM/SIGINT: one process per CPU (MONITOR_PROCESSES), supervised by this one."""
-    from datafy.cpus import available_cpus
     from datafy.monitor import Monitor, health
     from datafy.monitor.supervisor import Supervisor
 
@@ -54,18 +53,25 @@ def run_monitor() -> int:
     except ConfigurationError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
-    count = settings.monitor_processes or available_cpus()
+    count = monitor_processes(settings)
     health.reset()
     if count == 1:
         return run_monitor_process(settings, 0)
     return Supervisor(settings, count, run_monitor_process).run()
 
 
+def monitor_processes(settings: Settings) -> int:
+    """How many monitor processes one container runs: MONITOR_PROCESSES, else one per CPU it may use."""
+    from datafy.cpus import available_cpus
+
+    return settings.monitor_processes or available_cpus()
+
+
 def run_monitor_process(settings: Settings, slot: int) -> int:
     """One monitor process; SIGTERM (and SIGINT) stop it gracefully, a second signal exits at once."""
     from datafy.monitor import Monitor
 
-    monitor = Monitor(settings, slot=slot)
+    monitor = Monitor(settings, slot=slot, processes=monitor_processes(settings))
     signals_seen = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from datafy.checks import check_redis
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
+from datafy.keys import PARTITIONS, partition_of
 from datafy.monitor.breaker import ReceiverGate
 from datafy.monitor.delivery import Recorder
 from datafy.monitor.health import Heartbeat
@@ -25,15 +26,16 @@ FLUSH_BATCH_PER_PARTITION = 1000
 MAX_OUTAGE_BACKOFF_SECONDS = 2.0
 STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
 HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come
-# The first process of a container seals batches as they fall due; the others only seal those overdue by
-# this much (their first process is dead or stuck), so that they do not all seal the same batches at once.
+# Each process of a container seals the batches of its own share of the partitions as they fall due, and
+# the others' only when overdue by this much (their process is dead or stuck): sealing is spread over the
+# processes without two of them running the same flush scripts at once.
 BACKUP_FLUSH_AFTER_MS = 1000
 
 
 class Monitor:
     """One monitor process. Several may share a Redis: leases keep them from delivering a batch twice."""
 
-    def __init__(self, settings: Settings, store: Store | None = None, slot: int = 0) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None, slot: int = 0, processes: int = 1) -> None:
         self.validate(settings)
         self.settings = settings
         self.store = store or Store(settings)
@@ -43,8 +45,8 @@ class Monitor:
         self.sender = Sender(s, on_finished=self.wake.set)
         self.recorder = Recorder(settings, self.store)
         self.gate = ReceiverGate(self.store.breaker)
-        overdue_ms = 0 if slot == 0 else BACKUP_FLUSH_AFTER_MS
-        self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, overdue_ms)
+        self.primary = frozenset(p for p in range(PARTITIONS) if p % processes == slot)
+        self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, self.primary)
         self.in_flight = 0  # leased and not yet recorded; the main loop's thread only
         self.slot = slot
         self.heartbeat = Heartbeat(slot)
@@ -69,21 +71,23 @@ class Monitor:
             self.slot, s.redis_url_redacted, _redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
         )  # fmt: skip
         check_redis(self.store)
-        # Expired events only hint the first process's flusher (the others are backups), so only it listens.
-        listener = ExpiryListener(self.store, lambda user: self.flusher.hint.set(), self.stopping)
+        listener = ExpiryListener(self.store, self._expired, self.stopping)
         self.sender.start()
-        if self.slot == 0:
-            listener.start()
+        listener.start()
         self.flusher.start()
         try:
             self._loop()
             return self._drain()
         finally:
             self.heartbeat.clear()
-            if listener.is_alive():
-                listener.join(timeout=2)
+            listener.join(timeout=2)
             self.flusher.join(timeout=2)
             self.sender.stop()
+
+    def _expired(self, user: str) -> None:
+        """An expired timer: a hint for the flusher, if the user's partition is this process's to seal."""
+        if partition_of(user) in self.primary:
+            self.flusher.hint.set()
 
     def _loop(self) -> None:
         backoff = Backoff("monitor loop")
@@ -145,11 +149,16 @@ class Flusher(threading.Thread):
     """
 
     def __init__(
-        self, store: Store, interval: float, stop: threading.Event, on_sealed: Callable[[], None], overdue_ms: int = 0
+        self,
+        store: Store,
+        interval: float,
+        stop: threading.Event,
+        on_sealed: Callable[[], None],
+        primary: frozenset[int] | None = None,
     ) -> None:
         super().__init__(name="flusher", daemon=True)
         self.store, self.interval, self.stop, self.on_sealed = store, interval, stop, on_sealed
-        self.overdue_ms = overdue_ms
+        self.primary = primary
         self.hint = threading.Event()
         self.last_round = time.monotonic()
 
@@ -168,7 +177,7 @@ class Flusher(threading.Thread):
 
     def flush_due(self) -> None:
         """Seal every batch whose deadline has passed into its user's outbox."""
-        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, self.overdue_ms)
+        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, self.primary, BACKUP_FLUSH_AFTER_MS)
         if flushed:
             self.on_sealed()
         for batch in flushed:

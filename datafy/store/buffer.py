@@ -11,7 +11,7 @@ from typing import Any
 
 from datafy.keys import PARTITIONS
 from datafy.model import AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
-from datafy.store.connection import Connection, checked, redis_errors
+from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
 
 SEQUENCE_TTL_SECONDS = 30 * 86400
 
@@ -123,13 +123,19 @@ class Buffer:
         merged = sorted(((user, int(score)) for page in replies[1::2] for user, score in page), key=lambda p: p[1])
         return total, merged[offset : offset + limit]
 
-    def flush_due(self, limit: int, overdue_ms: int = 0) -> list[FlushedBatch]:
-        """Seal every open batch whose deadline passed `overdue_ms` ago or more (up to `limit` per partition):
-        two round trips."""
-        parts = self.keys.all_partitions()
+    def flush_due(
+        self, limit: int, primary: frozenset[int] | None = None, backup_after_ms: int = 0
+    ) -> list[FlushedBatch]:
+        """Seal every open batch whose deadline has passed (up to `limit` per partition), in two round trips. Outside
+        the `primary` partitions (None: all), only batches overdue by `backup_after_ms`."""
+        parts = list(enumerate(self.keys.all_partitions()))
         random.shuffle(parts)  # several monitors polling at once mostly seal different users first
+        calls: list[ScriptCall] = [
+            ("due_members", [part.due], [limit, 0 if primary is None or p in primary else backup_after_ms])
+            for p, part in parts
+        ]
         with redis_errors():
-            pages = self.connection.run_many([("due_members", [part.due], [limit, overdue_ms]) for part in parts])
+            pages = self.connection.run_many(calls)
             candidates = [user for page in checked(pages) for user in page]
             if not candidates:
                 return []
