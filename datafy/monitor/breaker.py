@@ -35,11 +35,10 @@ class ReceiverGate:
         failed = [sent for sent in finished if receiver_failed(sent)]
         pause = max((sent.result.retry_after or 0.0 for sent in failed if sent.result.status in PAUSING_STATUSES),
                     default=0.0)  # fmt: skip
-        state = self.state
-        probe_due = claiming and state.open and time.time() * 1000 >= state.paused_until_ms
-        if not (
-            failed or (answered and state.troubled) or probe_due or time.monotonic() - self.synced >= SYNC_EVERY_SECONDS
-        ):
+        state, since_sync = self.state, time.monotonic() - self.synced
+        redis_now_ms = state.now_ms + since_sync * 1000  # the breaker's times are on the Redis clock
+        probe_due = claiming and state.open and redis_now_ms >= state.paused_until_ms
+        if not (failed or (answered and state.troubled) or probe_due or since_sync >= SYNC_EVERY_SECONDS):
             return state
         new = self.breaker.record(answered, len(failed), pause, take_probe=claiming and state.open)
         self.synced = time.monotonic()
