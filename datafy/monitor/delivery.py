@@ -6,6 +6,7 @@ import logging
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
+from datafy.monitor.breaker import receiver_failed
 from datafy.monitor.sender import EXPIRED, Sent
 from datafy.retry import retry_delay
 from datafy.store import Store
@@ -42,6 +43,7 @@ class Recorder:
     def _record_failure(self, sent: Sent, counted: bool) -> None:
         """Schedule the next attempt, or move the batch to the dead letters when it is not retryable or spent."""
         claim, result = sent.claim, sent.result
+        counted = counted or not receiver_failed(sent)  # our own bug counts even while the receiver is down
         schedule = self.settings.webhook_retry_schedule
         attempt = claim.attempt if counted else min(claim.attempt, len(schedule))  # an uncounted one never runs out
         delay = retry_delay(attempt, schedule, result.retry_after)
