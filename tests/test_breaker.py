@@ -74,3 +74,22 @@ def test_an_attempt_not_counted_leaves_the_attempts_as_they_were(store: Store) -
     assert store.outbox.retry(claim, 0, 503, "HTTP 503", counted=False)
     [again] = store.outbox.claim(1, 60)
     assert again.attempt == claim.attempt == 1
+
+
+def test_a_probe_without_a_verdict_frees_the_turn(store: Store) -> None:
+    """An expired batch used as the probe tells nothing of the receiver: the next probe may go at once."""
+    breaker = store.breaker
+    opened = breaker.record(0, OPEN_AFTER_FAILURES)
+    store.client.hset(breaker.key, "probe_at_ms", opened.now_ms)
+    assert breaker.record(0, 0, take_probe=True).probe_granted
+    assert breaker.record(0, 0, take_probe=True, release=True).probe_granted
+
+
+def test_the_breaker_starts_with_a_write_that_frees_memory(store: Store) -> None:
+    """At maxmemory the breaker still records outcomes, so acknowledgements keep flowing and memory drains."""
+    store.client.config_set("maxmemory", "1")
+    try:
+        assert store.breaker.record(1, 0).closed_from_ms == 0
+        assert store.breaker.catch_up() == 0
+    finally:
+        store.client.config_set("maxmemory", "0")

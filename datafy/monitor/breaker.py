@@ -11,7 +11,9 @@ import logging
 import math
 import time
 
+from datafy.errors import StoreUnavailableError
 from datafy.monitor.sender import Sent
+from datafy.retry import MAX_RETRY_AFTER_SECONDS
 from datafy.store.breaker import CLOSED, Breaker, BreakerState
 
 log = logging.getLogger(__name__)
@@ -35,12 +37,20 @@ class ReceiverGate:
         failed = [sent for sent in finished if receiver_failed(sent)]
         pause = max((sent.result.retry_after or 0.0 for sent in failed if sent.result.status in PAUSING_STATUSES),
                     default=0.0)  # fmt: skip
+        pause = min(pause, MAX_RETRY_AFTER_SECONDS)  # a receiver may ask for a pause, not for forever
+        # An expired batch or one we could not build tells nothing of the receiver: a probe turn it used is freed.
+        release = any(not sent.result.delivered and sent.result.status is None and not receiver_failed(sent)
+                      for sent in finished)  # fmt: skip
         state, since_sync = self.state, time.monotonic() - self.synced
         redis_now_ms = state.now_ms + since_sync * 1000  # the breaker's times are on the Redis clock
         probe_due = claiming and state.open and redis_now_ms >= state.paused_until_ms
-        if not (failed or (answered and state.troubled) or probe_due or since_sync >= SYNC_EVERY_SECONDS):
+        if not (failed or (answered and state.troubled) or probe_due or release or since_sync >= SYNC_EVERY_SECONDS):
             return state
-        new = self.breaker.record(answered, len(failed), pause, take_probe=claiming and state.open)
+        try:
+            new = self.breaker.record(answered, len(failed), pause, take_probe=claiming and state.open, release=release)
+        except StoreUnavailableError as exc:  # the round's acknowledgements must still go through
+            log.debug("receiver breaker not updated: %s", exc)
+            return state
         self.synced = time.monotonic()
         if new.open and not state.open:
             why = f"asked for a pause of {pause:.0f}s" if pause else f"failed {new.failures} times in a row"

@@ -78,7 +78,7 @@ class Supervisor:
                     "monitor process %d (pid %s) exited with code %s after %.0fs; restarting in %.0fs",
                     slot, process.pid, process.exitcode, lived, self.restart_delay[slot],
                 )  # fmt: skip
-            if now >= self.restart_at[slot]:
+            if now >= self.restart_at[slot] and not self.stopping.is_set():
                 self._start(slot)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -106,6 +106,8 @@ class Supervisor:
 
 def _process_main(main: ProcessMain, settings: Settings, slot: int, parent: int) -> None:
     """The body of one forked process: die with the parent, leave Ctrl-C to the parent, run the monitor."""
+    for signum in (signal.SIGTERM, signal.SIGINT):  # not the parent's handler, inherited by the fork
+        signal.signal(signum, signal.SIG_DFL)
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)

@@ -5,13 +5,15 @@
 -- KEYS: 1 receiver (hash: failures, last_success_ms, open_since_ms, pause_until_ms, probe_at_ms)
 -- ARGV: 1 answers (2xx, or a 4xx: the receiver is up), 2 retryable failures, 3 pause_ms (a Retry-After,
 --       0 none), 4 open_after, 5 quiet_ms, 6 probe_every_ms, 7 take_probe (1: the caller would send the
---       next probe), 8 probe_hold_ms (how long a granted turn is held before another monitor may probe)
+--       next probe), 8 probe_hold_ms (how long a granted turn is held before another monitor may probe),
+--       9 release (1: a probe got no verdict, e.g. its batch had expired: the next probe may go now)
 -- Reply: {open_since_ms (0: closed), paused_until_ms (no request before it), now_ms,
 --         closed_from_ms (this call closed it: when it had opened; else 0), probe granted (1/0), failures}
-assert(#KEYS == 1 and #ARGV == 8, 'breaker: 1 key, 8 arguments')
+assert(#KEYS == 1 and #ARGV == 9, 'breaker: 1 key, 9 arguments')
 local answers, failures, pause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local open_after, quiet, probe_every = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local take_probe, probe_hold = ARGV[7] == '1', tonumber(ARGV[8])
+local take_probe, probe_hold, release = ARGV[7] == '1', tonumber(ARGV[8]), ARGV[9] == '1'
+redis.call('HDEL', KEYS[1], 'none') -- first a write that frees memory: see seal() in _lib.lua
 local now = now_ms()
 local s = redis.call('HMGET', KEYS[1], 'failures', 'last_success_ms', 'open_since_ms', 'pause_until_ms',
   'probe_at_ms')
@@ -34,10 +36,13 @@ elseif failures > 0 then
     probe_at = now + probe_every
   end
 end
+if release and open_since > 0 and probe_at > now then
+  probe_at = now
+end
 if take_probe and open_since > 0 and now >= math.max(pause_until, probe_at) then
   probe_at, granted = now + probe_hold, 1 -- one probe at a time: the turn is held until its outcome
 end
-if answers > 0 or failures > 0 or granted == 1 then
+if answers > 0 or failures > 0 or granted == 1 or release then
   redis.call('HSET', KEYS[1], 'failures', count, 'last_success_ms', last_success, 'open_since_ms', open_since,
     'pause_until_ms', pause_until, 'probe_at_ms', probe_at)
   redis.call('PEXPIRE', KEYS[1], 86400000) -- a receiver nobody delivers to for a day is forgotten

@@ -3,6 +3,7 @@
 -- KEYS: 1 ready, 2 retrying (user -> ms its wait began).  ARGV: none
 -- Reply: how many batches were made ready
 assert(#KEYS == 2 and #ARGV == 0, 'catch_up: 2 keys, no arguments')
+redis.call('ZREM', KEYS[2], '') -- first a write that frees memory: see seal() in _lib.lua
 local now = now_ms()
 local waiting = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 local moved = 0

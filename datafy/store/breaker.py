@@ -44,11 +44,13 @@ class Breaker:
         # A probe whose monitor died hands its turn on after this long.
         self.probe_hold_ms = int((webhook_timeout + PROBE_EVERY_SECONDS) * 1000)
 
-    def record(self, successes: int, failures: int, pause_seconds: float = 0, take_probe: bool = False) -> BreakerState:
+    def record(
+        self, successes: int, failures: int, pause_seconds: float = 0, take_probe: bool = False, release: bool = False
+    ) -> BreakerState:
         """Record a round's outcomes (a success: the receiver answered; a failure: it did not, or 5xx/429/408),
         a Retry-After pause, and ask for the probe turn; returns the state after them."""
         args = [successes, failures, int(pause_seconds * 1000), OPEN_AFTER_FAILURES, int(QUIET_SECONDS * 1000),
-                int(PROBE_EVERY_SECONDS * 1000), int(take_probe), self.probe_hold_ms]  # fmt: skip
+                int(PROBE_EVERY_SECONDS * 1000), int(take_probe), self.probe_hold_ms, int(release)]  # fmt: skip
         with redis_errors():
             reply = self.connection.run("breaker", [self.key], args)
         open_since, paused_until, now, closed_from, granted, count = (int(value) for value in reply)
