@@ -11,7 +11,6 @@ import asyncio
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +28,7 @@ from bench.common import (  # noqa: E402
     start_gunicorn,
 )
 from datafy.dev.processes import child_pids, start_monitor  # noqa: E402
+from datafy.model import epoch_of  # noqa: E402
 
 
 def burst(users: int, ttl: float) -> None:
@@ -60,14 +60,14 @@ def burst(users: int, ttl: float) -> None:
             cpu = {name: sum(cpu_seconds(pid) for pid in _tree(pids)) - before[name] for name, pids in groups.items()}
             monitor.stop()
     cpu["load generator"] = load_cpu
-    flush_at = {body["user"]: _epoch(reply["flush_at"]) for body, (status, reply) in zip(bodies, replies, strict=True)
+    flush_at = {body["user"]: epoch_of(reply["flush_at"]) for body, (status, reply) in zip(bodies, replies, strict=True)
                 if status == 200}  # fmt: skip
     arrivals: dict[str, float] = {}
     sealed: dict[str, float] = {}
     for record in received:
         user = record["batch"]["user"]
         arrivals.setdefault(user, record["at"])
-        sealed.setdefault(user, _epoch(record["batch"]["processed_at"]))
+        sealed.setdefault(user, epoch_of(record["batch"]["processed_at"]))
     print(f"  {users} users sent in {sent_in:.1f}s ({rate:,.0f} msg/s), {len(flush_at)} acknowledged, "
           f"{len(arrivals)} batches arrived, {len(received) - len(arrivals)} duplicates", flush=True)  # fmt: skip
     print(f"    CPU seconds from the first message until all were delivered ({drained_in:.1f}s): "
@@ -81,10 +81,6 @@ def burst(users: int, ttl: float) -> None:
 def _tree(pids: list[int]) -> set[int]:
     """The processes and their live children, each once (gunicorn's master and workers are all listed)."""
     return {*pids, *(child for pid in pids for child in child_pids(pid))}
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def main() -> int:
