@@ -38,7 +38,10 @@ def api_app() -> Flask:
 
     settings = load_settings()
     app = create_app(settings)
-    check_redis(app.extensions["datafy.store"])
+    try:
+        check_redis(app.extensions["datafy.store"])  # also picks the mode and checks the partition count
+    except ConfigurationError as exc:
+        sys.exit(f"configuration error: {exc}")
     return app
 
 
@@ -50,6 +53,7 @@ def run_monitor() -> int:
     settings = load_settings()
     try:
         Monitor.validate(settings)
+        check_partitions(settings)
     except ConfigurationError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
@@ -58,6 +62,20 @@ def run_monitor() -> int:
     if count == 1:
         return run_monitor_process(settings, 0)
     return Supervisor(settings, count, run_monitor_process).run()
+
+
+def check_partitions(settings: Settings) -> None:
+    """Refuse to start with another REDIS_PARTITIONS than the one Redis holds (when Redis answers already)."""
+    from datafy.errors import StoreUnavailableError
+    from datafy.store import Store
+
+    store = Store(settings)
+    try:
+        store.connection.ping()
+    except StoreUnavailableError:
+        pass  # each monitor process checks again when Redis is back
+    finally:
+        store.close()
 
 
 def monitor_processes(settings: Settings) -> int:
@@ -71,7 +89,7 @@ def run_monitor_process(settings: Settings, slot: int) -> int:
     """One monitor process; SIGTERM (and SIGINT) stop it gracefully, a second signal exits at once."""
     from datafy.monitor import Monitor
 
-    monitor = Monitor(settings, slot=slot, processes=monitor_processes(settings))
+    monitor = Monitor(settings, slot=slot)
     signals_seen = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

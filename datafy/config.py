@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import math
 import os
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
+from datafy.env import EnvReader, parse_duration, parse_switch
 from datafy.errors import ConfigurationError
+from datafy.redis_options import RedisOptions
 from datafy.signing import check_secret
-
-T = TypeVar("T")
 
 # Paced for a person waiting on WhatsApp: seconds first, then wider gaps; about a day in all (docs/GUARANTEES.md).
 DEFAULT_RETRY_SCHEDULE = "1s,2s,5s,10s,30s,1m,2m,5m,10m,30m,1h,2h,4h,8h,12h"
 MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
 MAX_MONITOR_PROCESSES = 64
 LEASE_MARGIN_SECONDS = 3.0  # DELIVERY_VISIBILITY_TIMEOUT - WEBHOOK_TIMEOUT at least
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Turn '250ms', '5s', '5m', '2h' or a bare number of seconds into seconds."""
-    text = text.strip().lower()
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            number, scale = text[: -len(unit)], _UNITS[unit]
-            break
-    else:
-        number, scale = text, 1
-    seconds = float(number) * scale
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(text)
-    return seconds
 
 
 def normalize_keyword(text: str) -> str:
@@ -51,6 +33,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     redis_db: int = 0
     redis_prefix: str = "datafy"
+    redis: RedisOptions = field(default_factory=RedisOptions)  # Sentinel, TLS, replicated acks, partitions
     webhook_url: str = ""
     default_ttl: float = 15.0
     max_ttl: float = 86400.0
@@ -101,13 +84,16 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build and validate settings; a bad value raises ConfigurationError naming the variable."""
         env = os.environ if env is None else env
-        reader = _Reader(env)
+        reader = EnvReader(env)
         redis_db = reader.get("REDIS_DB", int, 0, minimum=0)
-        redis_url = env.get("REDIS_URL", "").strip() or _url_from_parts(reader, redis_db)
+        redis = RedisOptions.from_env(env, reader)
+        redis_url = env.get("REDIS_URL", "").strip() or _url_from_parts(reader, redis_db, redis.wants_tls)
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigurationError("REDIS_URL must start with redis://, rediss:// or unix://")
         if env.get("REDIS_URL", "").strip():
             redis_db = _db_from_url(redis_url)
+        if redis.wants_tls and not redis_url.startswith("rediss://"):
+            raise ConfigurationError("REDIS_TLS_* is set but REDIS_URL is not rediss://: use rediss:// for TLS")
         webhook_url = env.get("WEBHOOK_URL", "").strip()
         if webhook_url and not _is_http_url(webhook_url):
             raise ConfigurationError("WEBHOOK_URL must be an http:// or https:// URL with a host (and a valid port)")
@@ -118,6 +104,7 @@ class Settings:
             redis_url=redis_url,
             redis_db=redis_db,
             redis_prefix=prefix,
+            redis=redis,
             webhook_url=webhook_url,
             default_ttl=reader.get("DEFAULT_TTL", float, 15.0, minimum=0.001),
             max_ttl=reader.get("MAX_TTL", float, 86400.0, minimum=0.001, maximum=MAX_SECONDS),
@@ -145,7 +132,7 @@ class Settings:
             shutdown_grace=reader.get("SHUTDOWN_GRACE", float, 20.0, minimum=0),
             api_keys=_keys(env.get("API_KEY", "")),
             admin_api_keys=_keys(env.get("ADMIN_API_KEY", "")),
-            ingest_auth=reader.get("INGEST_AUTH", _parse_switch, True),
+            ingest_auth=reader.get("INGEST_AUTH", parse_switch, True),
             log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
             log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
         )
@@ -163,36 +150,6 @@ class Settings:
             )
 
 
-class _Reader:
-    """Reads one variable, converts it and names it in the error when it is wrong."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def get(
-        self,
-        name: str,
-        convert: Callable[[str], T],
-        default: T,
-        minimum: float | None = None,
-        maximum: float | None = None,
-    ) -> T:
-        raw = self.env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = convert(raw)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"{name}={raw!r} is not a valid {_describe(convert)}") from None
-        in_range = not isinstance(value, (int, float)) or (
-            math.isfinite(value) and (minimum or 0) <= value <= (maximum or math.inf)
-        )
-        if minimum is not None and not in_range:
-            bounds = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
-            raise ConfigurationError(f"{name}={raw!r} must be a number {bounds}")
-        return value
-
-
 def _is_http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
@@ -200,12 +157,6 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _describe(convert: Callable[[str], object]) -> str:
-    names = {int: "whole number", float: "number", parse_duration: "duration (like 600, 30s, 10m)",
-             _parse_switch: "switch (on or off)"}  # fmt: skip
-    return names.get(convert, "value")
 
 
 def _parse_schedule(text: str) -> tuple[float, ...]:
@@ -234,13 +185,6 @@ def _keys(text: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in text.split(",") if key.strip())
 
 
-def _parse_switch(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-        raise ValueError(text)
-    return value in ("on", "true", "1", "yes")
-
-
 def _parse_level(text: str) -> str:
     level = text.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -254,12 +198,12 @@ def _parse_format(text: str) -> str:
     return text.lower()
 
 
-def _url_from_parts(reader: _Reader, db: int) -> str:
+def _url_from_parts(reader: EnvReader, db: int, tls: bool) -> str:
     host = reader.env.get("REDIS_HOST", "").strip() or "localhost"
     port = reader.get("REDIS_PORT", int, 6379, minimum=1)
     password = reader.env.get("REDIS_PASSWORD", "")
     auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{host}:{port}/{db}"
+    return f"{'rediss' if tls else 'redis'}://{auth}{host}:{port}/{db}"
 
 
 def _db_from_url(url: str) -> int:

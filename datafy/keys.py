@@ -17,23 +17,30 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:dead:data        hash    batch_id -> dead letter record (JSON)
     {prefix}:dead-trim              string  held (a few seconds) by the one monitor trimming dead letters
     {prefix}:receiver:{id}          hash    the circuit breaker of one webhook URL (id: a hash of the URL; a day)
+    {prefix}:partitions             string  REDIS_PARTITIONS, fixed at first start
+    {prefix}:{{monitors}}           zset    monitor process id -> its last beat ms (members expire by score)
+    {prefix}:{{monitors}}:{id}      hash    one monitor process: host, pid, version, started, in flight (expires)
 
-`p` is crc32(user) % PARTITIONS. The user id is kept verbatim after the last fixed segment: the hash
-tag is the first `{...}` in the key, so braces or colons in a user id can neither move nor collide keys.
+`p` is crc32(user) % REDIS_PARTITIONS (16 unless set). The user id is kept verbatim after the last fixed
+segment: the hash tag is the first `{...}` in the key, so braces or colons in a user id can neither move nor
+collide keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-PARTITIONS = 16
+from datafy.redis_options import DEFAULT_PARTITIONS
+
+PARTITIONS = DEFAULT_PARTITIONS
 
 
-def partition_of(user: str) -> int:
+def partition_of(user: str, partitions: int = PARTITIONS) -> int:
     """The partition (and so the Cluster slot) a user's keys live in."""
-    return zlib.crc32(user.encode()) % PARTITIONS
+    return zlib.crc32(user.encode()) % partitions
 
 
 @dataclass(frozen=True)
@@ -64,15 +71,20 @@ class PartitionKeys:
 class KeySpace:
     """Builds and parses key names under one prefix."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, partitions: int = PARTITIONS) -> None:
         self.prefix = prefix
+        self.partitions = partitions
+
+    def partition_of(self, user: str) -> int:
+        """The partition `user` lives in."""
+        return partition_of(user, self.partitions)
 
     def _base(self, partition: int) -> str:
         return f"{self.prefix}:{{{partition}}}"
 
     def user(self, user: str) -> UserKeys:
         """All keys of `user`."""
-        base = self._base(partition_of(user))
+        base = self._base(self.partition_of(user))
         return UserKeys(
             buffer=f"{base}:buf:{user}",
             meta=f"{base}:meta:{user}",
@@ -95,13 +107,31 @@ class KeySpace:
             dead_data=f"{base}:dead:data",
         )
 
+    def polled(self, partitions: Mapping[int, int] | None) -> list[tuple[PartitionKeys, int]]:
+        """The indexes of the partitions to poll, each with how overdue its work must be (ms); None: all, on time."""
+        if partitions is None:
+            return [(self.partition(p), 0) for p in range(self.partitions)]
+        return [(self.partition(p), overdue_ms) for p, overdue_ms in sorted(partitions.items())]
+
     def indexes_of(self, user: str) -> PartitionKeys:
         """The indexes of the partition `user` lives in."""
-        return self.partition(partition_of(user))
+        return self.partition(self.partition_of(user))
 
     def dead_trim_lock(self) -> str:
         """The lock that lets one monitor at a time trim the dead letters."""
         return f"{self.prefix}:dead-trim"
+
+    def partition_count(self) -> str:
+        """Where REDIS_PARTITIONS is kept, so that no process starts with another count."""
+        return f"{self.prefix}:partitions"
+
+    def monitors(self) -> str:
+        """The index of live monitor processes; their records share its hash tag (one slot, one script)."""
+        return f"{self.prefix}:{{monitors}}"
+
+    def monitor(self, monitor_id: str) -> str:
+        """The record of one monitor process."""
+        return f"{self.prefix}:{{monitors}}:{monitor_id}"
 
     def receiver(self, webhook_url: str) -> str:
         """The breaker of one webhook URL, shared by every monitor delivering to it (the URL may hold secrets)."""
@@ -109,7 +139,7 @@ class KeySpace:
 
     def all_partitions(self) -> list[PartitionKeys]:
         """The indexes of every partition, in partition order."""
-        return [self.partition(p) for p in range(PARTITIONS)]
+        return [self.partition(p) for p in range(self.partitions)]
 
     def user_of_timer(self, key: str) -> str | None:
         """The user whose timer `key` is, or None for a key that is not one of our timers."""

@@ -9,6 +9,7 @@ import redis
 
 from datafy.checks import check_redis
 from datafy.store import Store
+from datafy.store.servers import enable_expiry_events
 
 
 def test_eviction_policy_and_missing_aof_are_warned_about(
@@ -35,6 +36,6 @@ def test_a_safe_server_gives_no_warning(store: Store, caplog: pytest.LogCaptureF
 
 def test_expiry_events_are_enabled_when_missing(store: Store, redis_client: redis.Redis) -> None:
     redis_client.config_set("notify-keyspace-events", "")
-    assert store.connection.enable_expiry_events()
+    assert all(enable_expiry_events(server) for server in store.connection.primaries())
     flags = redis_client.config_get("notify-keyspace-events")["notify-keyspace-events"]
     assert "E" in flags and "x" in flags

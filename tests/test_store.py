@@ -12,9 +12,10 @@ import redis
 from datafy.config import Settings
 from datafy.dev.oracle import leftover_keys
 from datafy.dev.redis_server import RedisServer
-from datafy.errors import StoreUnavailableError
+from datafy.errors import ConfigurationError, StoreUnavailableError
 from datafy.model import IncomingMessage, webhook_body
 from datafy.store import Store
+from datafy.store.servers import enable_expiry_events
 
 
 def msg(user: str, text: object, ttl_ms: int = 50, **kwargs: object) -> IncomingMessage:
@@ -262,7 +263,7 @@ def test_pending_chats_are_ordered_by_flush_time(store: Store) -> None:
 
 
 def test_expired_events_of_keys_that_are_not_utf8_are_skipped(store: Store) -> None:
-    store.connection.enable_expiry_events()
+    assert all(enable_expiry_events(server) for server in store.connection.primaries())
     subscription = store.expiry_subscription()
     try:
         raw = redis.Redis.from_url(store.settings.redis_url)  # bytes in, bytes out
@@ -287,3 +288,19 @@ def test_one_users_failing_script_does_not_stall_the_others(store: Store, redis_
     redis_client.delete(store.keys.user("stuck").outbox)
     redis_client.set(store.keys.user("stuck").outbox, "not a list")  # claim fails with WRONGTYPE
     assert [claim.user for claim in store.outbox.claim(10, 10)] == ["fine"]
+
+
+def test_the_partition_count_is_fixed_at_first_start(settings: Settings) -> None:
+    Store(settings).connection.ping()
+    other = Store(replace(settings, redis=replace(settings.redis, partitions=32)))
+    with pytest.raises(ConfigurationError, match="REDIS_PARTITIONS=32 but this Redis holds 16 partitions"):
+        other.connection.ping()
+
+
+def test_monitors_beat_share_and_leave(store: Store) -> None:
+    assert store.monitors.beat("b", {"host": "h", "pid": 2}) == ["b"]
+    assert store.monitors.beat("a", {"host": "h", "pid": 1}) == ["a", "b"]
+    alive = store.monitors.alive()
+    assert [(m["id"], m["pid"]) for m in alive] == [("a", "1"), ("b", "2")] and int(alive[0]["beat_ms"]) > 0
+    store.monitors.leave("a")
+    assert [m["id"] for m in store.monitors.alive()] == ["b"]

@@ -4,19 +4,23 @@ records how each attempt went."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from urllib.parse import urlsplit
 
+from datafy import __version__
 from datafy.checks import check_redis
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
-from datafy.keys import PARTITIONS, partition_of
 from datafy.monitor.breaker import ReceiverGate
 from datafy.monitor.delivery import Recorder
 from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
+from datafy.monitor.partitions import Assignment
 from datafy.monitor.sender import Sender
 from datafy.store import Store
 
@@ -26,16 +30,13 @@ FLUSH_BATCH_PER_PARTITION = 1000
 MAX_OUTAGE_BACKOFF_SECONDS = 2.0
 STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
 HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come
-# Each process of a container seals the batches of its own share of the partitions as they fall due, and
-# the others' only when overdue by this much (their process is dead or stuck): sealing is spread over the
-# processes without two of them running the same flush scripts at once.
-BACKUP_FLUSH_AFTER_MS = 1000
+BEAT_EVERY_SECONDS = 1.0  # how often each process tells Redis it is alive (and learns its partitions)
 
 
 class Monitor:
     """One monitor process. Several may share a Redis: leases keep them from delivering a batch twice."""
 
-    def __init__(self, settings: Settings, store: Store | None = None, slot: int = 0, processes: int = 1) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None, slot: int = 0) -> None:
         self.validate(settings)
         self.settings = settings
         self.store = store or Store(settings)
@@ -45,11 +46,14 @@ class Monitor:
         self.sender = Sender(s, on_finished=self.wake.set)
         self.recorder = Recorder(settings, self.store)
         self.gate = ReceiverGate(self.store.breaker)
-        self.primary = frozenset(p for p in range(PARTITIONS) if p % processes == slot)
-        self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, self.primary)
+        self.assignment = Assignment(self.store.keys.partitions)
+        self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, self.assignment)
         self.in_flight = 0  # leased and not yet recorded; the main loop's thread only
         self.slot = slot
         self.heartbeat = Heartbeat(slot)
+        self.id = f"{socket.gethostname()}-{os.getpid()}"
+        self.started = time.time()
+        self.last_beat = -BEAT_EVERY_SECONDS
 
     @staticmethod
     def validate(settings: Settings) -> None:
@@ -80,13 +84,15 @@ class Monitor:
             return self._drain()
         finally:
             self.heartbeat.clear()
+            with suppress(StoreUnavailableError):
+                self.store.monitors.leave(self.id)
             listener.join(timeout=2)
             self.flusher.join(timeout=2)
             self.sender.stop()
 
     def _expired(self, user: str) -> None:
         """An expired timer: a hint for the flusher, if the user's partition is this process's to seal."""
-        if partition_of(user) in self.primary:
+        if self.store.keys.partition_of(user) in self.assignment.on_time:
             self.flusher.hint.set()
 
     def _loop(self) -> None:
@@ -97,6 +103,8 @@ class Monitor:
                 continue
             if time.monotonic() - self.flusher.last_round < STALLED_AFTER_SECONDS:
                 self.heartbeat.beat()
+                if time.monotonic() - self.last_beat >= BEAT_EVERY_SECONDS:
+                    backoff.run(self._beat)
             self.wake.wait(self.settings.flush_poll_interval)
             self.wake.clear()
 
@@ -112,8 +120,9 @@ class Monitor:
         free = self.gate.allowance(self.settings.webhook_concurrency - self.in_flight) if claiming else 0
         try:
             _, claims = self.store.outbox.ack_and_claim(
-                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout
-            )
+                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout,
+                self.assignment.polled,
+            )  # fmt: skip
         except StoreUnavailableError:
             if delivered:
                 log.warning("could not acknowledge %d delivery(ies); retried after their lease", len(delivered))
@@ -121,6 +130,13 @@ class Monitor:
         self.recorder.delivered(delivered)
         self.in_flight += len(claims)
         self.sender.submit(claims)
+
+    def _beat(self) -> None:
+        """Tell Redis this process is alive, and take this process's share of the partitions."""
+        self.last_beat = time.monotonic()
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
+                  "started_ms": int(self.started * 1000), "in_flight": self.in_flight}  # fmt: skip
+        self.assignment.update(self.store.monitors.beat(self.id, record), self.id)
 
     def _drain(self) -> int:
         """Stop claiming, keep recording until in-flight POSTs finish or SHUTDOWN_GRACE runs out."""
@@ -154,11 +170,11 @@ class Flusher(threading.Thread):
         interval: float,
         stop: threading.Event,
         on_sealed: Callable[[], None],
-        primary: frozenset[int] | None = None,
+        assignment: Assignment | None = None,
     ) -> None:
         super().__init__(name="flusher", daemon=True)
         self.store, self.interval, self.stop, self.on_sealed = store, interval, stop, on_sealed
-        self.primary = primary
+        self.assignment = assignment
         self.hint = threading.Event()
         self.last_round = time.monotonic()
 
@@ -177,7 +193,8 @@ class Flusher(threading.Thread):
 
     def flush_due(self) -> None:
         """Seal every batch whose deadline has passed into its user's outbox."""
-        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, self.primary, BACKUP_FLUSH_AFTER_MS)
+        polled = self.assignment.polled if self.assignment else None
+        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, polled)
         if flushed:
             self.on_sealed()
         for batch in flushed:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from datafy.errors import StoreUnavailableError
 from datafy.store import ExpirySubscription, Store
+from datafy.store.servers import enable_expiry_events, server_name
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class ExpiryListener(threading.Thread):
         self.store = store
         self.on_expired = on_expired
         self.stop = stop
-        self.warned_no_events = False
+        self.warned_refusing: set[str] = set()  # servers already warned about, once each
 
     def run(self) -> None:
         backoff, connected = 0.1, True
@@ -52,9 +53,10 @@ class ExpiryListener(threading.Thread):
                     subscription.close()
 
     def _enable_events(self) -> None:
-        if not self.store.connection.enable_expiry_events() and not self.warned_no_events:
-            self.warned_no_events = True
-            log.warning(
-                "cannot enable notify-keyspace-events (CONFIG SET refused); set notify-keyspace-events Ex "
-                "in the Redis settings. Flushes still happen on time via the due index."
-            )
+        for server in (server_name(s) for s in self.store.connection.primaries() if not enable_expiry_events(s)):
+            if server not in self.warned_refusing:
+                self.warned_refusing.add(server)
+                log.warning(
+                    "cannot enable notify-keyspace-events on %s (CONFIG SET refused); set notify-keyspace-events Ex "
+                    "in the Redis settings. Flushes still happen on time via the due index.", server
+                )  # fmt: skip

@@ -5,6 +5,9 @@ store.buffer         open batches: append, typing, flush, discard, peek, the due
 store.outbox         sealed batches: lease, acknowledge, retry, bury
 store.dead_letters   batches that could not be delivered: list, replay, delete, trim
 store.breaker        the receiver's circuit breaker, shared by every monitor, and the catch-up after it
+store.monitors       the monitor processes alive, which share the partitions among them
+store.expiry         expired-key events of the timers, from every primary
+store.topology       the client for the chosen mode: one server, Sentinel or Cluster, over TLS or not
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datafy.store.buffer import Buffer, ChatSnapshot, new_batch_id
 from datafy.store.connection import Connection
 from datafy.store.dead_letters import DeadLetter, DeadLetters, is_batch_id
 from datafy.store.expiry import ExpirySubscription
+from datafy.store.monitors import Monitors
 from datafy.store.outbox import Outbox
 
 __all__ = ["ChatSnapshot", "DeadLetter", "ExpirySubscription", "Store", "is_batch_id", "new_batch_id"]
@@ -32,6 +36,7 @@ class Store:
         self.dead_letters = DeadLetters(self.connection)
         self.outbox = Outbox(self.connection, self.dead_letters)
         self.breaker = Breaker(self.connection, settings.webhook_url, settings.webhook_timeout)
+        self.monitors = Monitors(self.connection)
 
     @property
     def settings(self) -> Settings:
@@ -45,6 +50,10 @@ class Store:
     def client(self) -> redis.Redis:
         """The raw client, for tests and tools; the application goes through the nouns above."""
         return self.connection.client
+
+    def close(self) -> None:
+        """Release the connections (a parent process does this before it forks its children)."""
+        self.connection.close()
 
     def expiry_subscription(self) -> ExpirySubscription:
         """A subscription to this database's expired events, yielding the users whose timer expired."""

@@ -6,10 +6,10 @@ import json
 import math
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datafy.keys import PARTITIONS
 from datafy.model import AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
 from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
 
@@ -63,13 +63,13 @@ class Buffer:
             SEQUENCE_TTL_SECONDS,
             new_batch_id(),
             len(compact_json(msg.metadata).encode()) if msg.metadata else 0,
-            math.ceil(s.max_pending_chats / PARTITIONS) if s.max_pending_chats else 0,  # each partition its share
+            math.ceil(s.max_pending_chats / self.keys.partitions) if s.max_pending_chats else 0,  # a share each
             s.rate_limit_per_user,
             *meta_args,
         ]
         with redis_errors():
             k = self.keys.user(msg.user)
-            reply = self.connection.run("append", [*self._user_keys(msg.user), k.dedupe, k.rate], args)
+            reply = self.connection.run_replicated("append", [*self._user_keys(msg.user), k.dedupe, k.rate], args)
         status = reply[0]
         if status in ("rate_limited", "full"):
             return AppendResult(status, 0, retry_after_ms=int(reply[1]))
@@ -123,17 +123,14 @@ class Buffer:
         merged = sorted(((user, int(score)) for page in replies[1::2] for user, score in page), key=lambda p: p[1])
         return total, merged[offset : offset + limit]
 
-    def flush_due(
-        self, limit: int, primary: frozenset[int] | None = None, backup_after_ms: int = 0
-    ) -> list[FlushedBatch]:
-        """Seal every open batch whose deadline has passed (up to `limit` per partition), in two round trips. Outside
-        the `primary` partitions (None: all), only batches overdue by `backup_after_ms`."""
-        parts = list(enumerate(self.keys.all_partitions()))
+    def flush_due(self, limit: int, partitions: Mapping[int, int] | None = None) -> list[FlushedBatch]:
+        """Seal every open batch whose deadline has passed (up to `limit` per partition), in two round trips.
+        `partitions` maps each partition to poll to how overdue its batches must be (ms); None: all, on time."""
+        parts = self.keys.polled(partitions)
         random.shuffle(parts)  # several monitors polling at once mostly seal different users first
-        calls: list[ScriptCall] = [
-            ("due_members", [part.due], [limit, 0 if primary is None or p in primary else backup_after_ms])
-            for p, part in parts
-        ]
+        calls: list[ScriptCall] = [("due_members", [part.due], [limit, overdue_ms]) for part, overdue_ms in parts]
+        if not calls:
+            return []
         with redis_errors():
             pages = self.connection.run_many(calls)
             candidates = [user for page in checked(pages) for user in page]

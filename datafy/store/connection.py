@@ -3,41 +3,47 @@ Redis errors to 'unavailable' (503) versus bugs."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.commands.core import Script
-from redis.retry import Retry
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError, ClusterDownError, RedisClusterException, TryAgainError
 
 from datafy.config import Settings
-from datafy.errors import StoreUnavailableError
+from datafy.errors import ConfigurationError, StoreUnavailableError
 from datafy.keys import KeySpace
+from datafy.store.topology import SINGLE, Client, open_client, primaries
 
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_SECONDS = 60  # a user whose script keeps failing is logged at most this often
 SCRIPTS = (
     "append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay", "due_members", "breaker",
-    "catch_up",
+    "catch_up", "beat",
 )  # fmt: skip
 
 # Error replies that mean "not now" (memory, persistence, loading, failover, a busy script), not "wrong".
 _UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "BUSY")
 
 ScriptCall = tuple[str, list[str], list[Any]]  # (script name, keys, args)
+# A Cluster slot that moved or is moving, or a Cluster without a primary for it: "not now", never "wrong".
+_REDIRECTED = (AskError, TryAgainError, ClusterDownError)
 
 
 def as_unavailable(exc: Exception) -> StoreUnavailableError | None:
     """StoreUnavailableError when `exc` means 'Redis cannot take this now', else None (a bug: it propagates)."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, RedisClusterException)):
         return StoreUnavailableError(f"redis unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, _REDIRECTED):
+        return StoreUnavailableError(f"redis cluster is moving this slot or has no primary for it: {exc}")
     if isinstance(exc, redis.exceptions.OutOfMemoryError):
         # A script fails at its first allocating write, before it changed anything: nothing half-done.
         return StoreUnavailableError(f"redis is out of memory (maxmemory): {exc}")
@@ -61,7 +67,7 @@ def redis_errors() -> Iterator[None]:
     """Raise StoreUnavailableError for 'Redis cannot take this now'; anything else propagates."""
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         unavailable = as_unavailable(exc)
         if unavailable is not None:
             raise unavailable from exc
@@ -69,54 +75,159 @@ def redis_errors() -> Iterator[None]:
 
 
 class Connection:
-    """One Redis client and the scripts registered on it. Thread-safe: one instance serves a whole process."""
+    """One Redis client, for the mode the server is in, and the scripts registered on it. Thread-safe: one
+    instance serves a whole process. The client is made at first use, so a process may start before Redis."""
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
-        self.keys = KeySpace(settings.redis_prefix)
-        self.client: redis.Redis = client or redis.Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_connect_timeout=5,
-            socket_timeout=10,
-            health_check_interval=30,
-            max_connections=settings.webhook_concurrency + 16,
-            # No silent re-sends: an append re-sent after a timeout could store a message twice. Callers
-            # decide instead (the API answers 503 and the client retries; the monitor backs off).
-            retry=Retry(NoBackoff(), 0),
-        )
+        self.keys = KeySpace(settings.redis_prefix, settings.redis.partitions)
+        self._client: Client | None = client
+        self.mode = SINGLE
+        self._lock = threading.Lock()
         self._reported: dict[str, float] = {}  # user -> when its failing script was last logged
         library = _read_script("_lib")
-        self.scripts: dict[str, Script] = {
-            name: self.client.register_script(library + "\n" + _read_script(name)) for name in SCRIPTS
-        }
+        self.sources = {name: library + "\n" + _read_script(name) for name in SCRIPTS}
+        self.shas = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in self.sources.items()}
+        if client is not None:
+            self._check_partitions(client)
+
+    @property
+    def client(self) -> Client:
+        """The client; the first use asks the server which mode it is in and checks the partition count."""
+        if self._client is None:
+            with self._lock, redis_errors():
+                if self._client is None:
+                    client, mode = open_client(self.settings)
+                    self._check_partitions(client)
+                    self.mode = mode
+                    self._client = client
+                    log.info("redis mode=%s partitions=%d url=%s", mode, self.keys.partitions,
+                             self.settings.redis_url_redacted)  # fmt: skip
+        return self._client
+
+    def close(self) -> None:
+        """Release the client's connections; the next use makes a new client."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with suppress(redis.RedisError, RedisClusterException):
+                client.close()
+
+    @property
+    def cluster(self) -> RedisCluster | None:
+        """The Cluster client, or None when Redis is one server (alone or under Sentinel)."""
+        client = self.client
+        return client if isinstance(client, RedisCluster) else None
 
     def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run one script (EVALSHA, loading it again if the server lost it); the caller maps Redis errors."""
-        return self.scripts[name](keys=keys, args=args)
+        """Run one script; the caller maps Redis errors. A Cluster client follows MOVED, ASK and TRYAGAIN."""
+        try:
+            return self.client.evalsha(self.shas[name], len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(self.sources[name])  # a Cluster client loads it on every primary
+            return self.client.evalsha(self.shas[name], len(keys), *keys, *args)
+
+    def run_replicated(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """run(), then, with REDIS_WAIT_REPLICAS, WAIT on the same connection until that many replicas hold the
+        write; StoreUnavailableError when they do not within REDIS_WAIT_TIMEOUT_MS (the write may be there)."""
+        wanted, timeout_ms = self.settings.redis.wait_replicas, self.settings.redis.wait_timeout_ms
+        if not wanted:
+            return self.run(name, keys, args)
+        for attempt in range(2):
+            server = self._server_of(keys[0])
+            replies = self._pipelined(server, [(name, keys, args)], ("WAIT", wanted, timeout_ms))
+            reply, replicas = replies
+            if isinstance(reply, redis.exceptions.AskError) and attempt == 0:  # the slot moved: ask again
+                self.refresh_topology()
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(replicas, Exception):
+                raise replicas
+            if int(replicas) < wanted:
+                raise StoreUnavailableError(
+                    f"only {replicas} of {wanted} replica(s) confirmed the write within {timeout_ms} ms "
+                    "(REDIS_WAIT_REPLICAS); it may be stored: retry with the same message_id"
+                )
+            return reply
+        raise StoreUnavailableError("the slot kept moving (resharding); retry")
 
     def run_many(self, calls: list[ScriptCall]) -> list[Any]:
-        """Run every (script, keys, args) in one pipelined round trip; a failed call's reply is its error.
+        """Run every (script, keys, args) pipelined, one round trip per server; a failed call's reply is its error.
 
         EVALSHA straight into the pipeline: redis-py's own script pipelining asks SCRIPT EXISTS first, a
-        round trip more for every pipeline. A server that lost the scripts (restarted) answers NOSCRIPT for
-        calls that did not run: their scripts are loaded and those calls run again.
+        round trip more for every pipeline. On a Cluster (whose pipelines refuse scripts) the calls go in one
+        plain pipeline per primary; a call whose slot moved meanwhile is run again on its own.
         """
+        cluster = self.cluster
+        if cluster is None:
+            return self._pipelined(self.client, calls)
+        replies: list[Any] = [None] * len(calls)
+        by_server: dict[str, list[int]] = {}
+        for i, (_, keys, _) in enumerate(calls):
+            by_server.setdefault(cluster.get_node_from_key(keys[0]).name, []).append(i)
+        for node_name, indexes in by_server.items():
+            server = cluster.get_redis_connection(cluster.get_node(node_name=node_name))
+            for i, reply in zip(indexes, self._pipelined(server, [calls[i] for i in indexes]), strict=True):
+                replies[i] = reply
+        for i, reply in enumerate(replies):
+            if isinstance(reply, _REDIRECTED):  # moved or moving: the Cluster client follows the redirection
+                try:
+                    replies[i] = self.run(*calls[i])
+                except redis.RedisError as exc:
+                    replies[i] = exc
+        return replies
+
+    def _pipelined(self, server: redis.Redis, calls: list[ScriptCall], then: tuple[Any, ...] = ()) -> list[Any]:
+        """The calls (and the command `then`, if given) in one pipeline on one server; scripts the server lost
+        (restarted) are loaded and the calls that met NOSCRIPT run again."""
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):
-            pipe = self.client.pipeline(transaction=False)
+            pipe = server.pipeline(transaction=False)
             for i in todo:
                 name, keys, args = calls[i]
-                pipe.evalsha(self.scripts[name].sha, len(keys), *keys, *args)
-            for i, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
+                pipe.evalsha(self.shas[name], len(keys), *keys, *args)
+            if then:
+                pipe.execute_command(*then)
+            try:
+                results = pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self.refresh_topology()
+                raise
+            for i, reply in zip(todo, results, strict=False):
                 replies[i] = reply
+            last = results[-1] if then else None
             todo = [i for i in todo if isinstance(replies[i], redis.exceptions.NoScriptError)]
             if not todo:
-                break
+                return [*replies, last] if then else replies
             for name in {calls[i][0] for i in todo}:
-                self.scripts[name].sha = self.client.script_load(self.scripts[name].script)
-        return replies
+                server.script_load(self.sources[name])
+        return [*replies, last] if then else replies
+
+    def _server_of(self, key: str) -> redis.Redis:
+        """The plain client of the server that holds `key` (the one server outside a Cluster)."""
+        cluster = self.cluster
+        if cluster is None:
+            return self.client
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+
+    def refresh_topology(self) -> None:
+        """After a failover or a reshard: learn the Cluster's slots again (a no-op outside a Cluster)."""
+        if isinstance(self._client, RedisCluster):
+            with suppress(redis.RedisError, RedisClusterException):
+                self._client.nodes_manager.initialize()
+
+    def _check_partitions(self, client: Client) -> None:
+        """The partition count is fixed at first start: another count would lose track of the stored keys."""
+        key, wanted = self.keys.partition_count(), self.keys.partitions
+        client.set(key, wanted, nx=True)
+        stored = int(client.get(key) or wanted)
+        if stored != wanted:
+            raise ConfigurationError(
+                f"REDIS_PARTITIONS={wanted} but this Redis holds {stored} partitions (key {key}): set "
+                f"REDIS_PARTITIONS={stored} (the count can change only on an empty Redis: docs/SCALING.md)"
+            )
 
     def per_user(self, users: list[str], replies: list[Any], operation: str) -> list[Any]:
         """The replies, one per user, with a failed script's reply as None, so that one user's failing script
@@ -146,33 +257,11 @@ class Connection:
             seconds, micros = self.client.time()
         return seconds * 1000 + micros // 1000
 
-    def config_get(self, name: str) -> str | None:
-        """A CONFIG GET value, or None when CONFIG is not allowed (managed Redis)."""
-        try:
-            with redis_errors():
-                return self.client.config_get(name).get(name)
-        except redis.ResponseError:
-            return None
-
-    def enable_expiry_events(self) -> bool:
-        """Ask Redis to publish expired events; False when CONFIG SET is not allowed."""
-        current = self.config_get("notify-keyspace-events")
-        if current is not None and "E" in current and ("x" in current or "A" in current):
-            return True
-        try:
-            with redis_errors():
-                self.client.config_set("notify-keyspace-events", (current or "") + "Ex")
-            return True
-        except redis.ResponseError:
-            return False
-
-    def server_version(self) -> str:
-        """The server's name and version, e.g. 'valkey 8.1.8'."""
+    def primaries(self) -> list[redis.Redis]:
+        """A plain client for each primary (one outside a Cluster), for per-server checks and settings."""
         with redis_errors():
-            info = self.client.info("server")
-        if "valkey_version" in info:
-            return f"valkey {info['valkey_version']}"
-        return f"redis {info.get('redis_version', '?')}"
+            self.refresh_topology()
+            return primaries(self.client)
 
 
 def _read_script(name: str) -> str:

@@ -31,7 +31,6 @@ class DeadLetters:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.client = connection.client
         self.keys = connection.keys
         self.settings = connection.settings
 
@@ -41,16 +40,16 @@ class DeadLetters:
         with redis_errors():
             # One trimmer at a time: two counting at once would both drop "the oldest" and drop too many.
             # A monitor that finds the lock taken leaves the excess to the next bury.
-            if not self.client.set(lock, "1", nx=True, px=TRIM_LOCK_MS):
+            if not self.connection.client.set(lock, "1", nx=True, px=TRIM_LOCK_MS):
                 return 0
             try:
                 return self._trim(parts)
             finally:
-                self.client.delete(lock)
+                self.connection.client.delete(lock)
 
     def _trim(self, parts: list[PartitionKeys]) -> int:
         """The trim itself; the caller holds the lock and maps Redis errors."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.connection.client.pipeline(transaction=False)
         for part in parts:
             pipe.zcard(part.dead)
         excess = sum(pipe.execute()) - self.settings.dead_letter_max
@@ -70,7 +69,7 @@ class DeadLetters:
         """(total, page) of dead letters, newest first."""
         parts = self.keys.all_partitions()
         with redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.connection.client.pipeline(transaction=False)
             for part in parts:
                 pipe.zcard(part.dead)
                 pipe.zrevrange(part.dead, 0, offset + limit - 1, withscores=True)
@@ -83,7 +82,7 @@ class DeadLetters:
             ]
             located.sort(key=lambda entry: entry[1], reverse=True)
             page = located[offset : offset + limit]
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.connection.client.pipeline(transaction=False)
             for batch_id, _, part in page:
                 pipe.hmget(part.dead_data, batch_id, f"i:{batch_id}")
             records = pipe.execute()
@@ -99,7 +98,7 @@ class DeadLetters:
         if not is_batch_id(batch_id):  # e.g. "i:<id>", the name of a letter's info field
             return None
         with redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.connection.client.pipeline(transaction=False)
             for part in self.keys.all_partitions():
                 pipe.hmget(part.dead_data, batch_id, f"i:{batch_id}")
             for body, info in pipe.execute():
@@ -124,7 +123,7 @@ class DeadLetters:
         if not is_batch_id(batch_id):
             return False
         with redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.connection.client.pipeline(transaction=False)
             for part in self.keys.all_partitions():
                 pipe.zrem(part.dead, batch_id)
                 pipe.hdel(part.dead_data, batch_id, f"i:{batch_id}")

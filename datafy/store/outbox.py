@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import uuid
+from collections.abc import Mapping
 
 from datafy.errors import StoreUnavailableError
 from datafy.model import Claim, compact_json
@@ -31,13 +32,16 @@ class Outbox:
         """The batch was delivered: remove it and free the user's next batch; False if already acknowledged."""
         return self.ack_and_claim([claim], 0, 0)[0][0]
 
-    def ack_and_claim(self, delivered: list[Claim], limit: int, lease_seconds: float) -> tuple[list[bool], list[Claim]]:
+    def ack_and_claim(
+        self, delivered: list[Claim], limit: int, lease_seconds: float, partitions: Mapping[int, int] | None = None
+    ) -> tuple[list[bool], list[Claim]]:
         """Acknowledge `delivered` and lease up to `limit` ready batches, in two round trips in all: the
-        acknowledgements travel with the read of the ready indexes, the leases follow."""
-        parts = self.keys.all_partitions() if limit > 0 else []
+        acknowledgements travel with the read of the ready indexes, the leases follow. `partitions` maps each
+        partition to poll to how overdue its batches must be (ms); None: all, on time."""
+        parts = self.keys.polled(partitions) if limit > 0 else []
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
         calls: list[ScriptCall] = [("ack", self._keys(c.user), [c.user, c.batch_id]) for c in delivered]
-        calls += [("due_members", [part.ready], [limit, 0]) for part in parts]
+        calls += [("due_members", [part.ready], [limit, overdue_ms]) for part, overdue_ms in parts]
         if not calls:
             return [], []
         with redis_errors():

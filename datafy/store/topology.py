@@ -1,0 +1,96 @@
+"""Which Redis we talk to: one server, the primary that Sentinel names, or a Cluster; over TLS or not.
+
+Cluster needs no setting: the server is asked (INFO cluster) and RedisCluster is used when it is one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from datafy.config import Settings
+from datafy.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+SINGLE, SENTINEL, CLUSTER = "single", "sentinel", "cluster"
+
+Client = redis.Redis | RedisCluster
+
+
+def open_client(settings: Settings) -> tuple[Client, str]:
+    """A client for the Redis that settings name, and its mode; raises redis errors when it cannot be reached."""
+    options = _client_options(settings)
+    if settings.redis.sentinels:
+        return _sentinel_client(settings, options), SENTINEL
+    probe = redis.Redis.from_url(settings.redis_url, **options)
+    try:
+        cluster_enabled = str(probe.info("cluster").get("cluster_enabled", 0)) == "1"
+    except BaseException:
+        probe.close()
+        raise
+    if not cluster_enabled:
+        return probe, SINGLE
+    probe.close()
+    if settings.redis_db:
+        raise ConfigurationError(
+            f"REDIS_DB={settings.redis_db}: a Redis Cluster has only database 0; unset REDIS_DB (or the URL's /db)"
+        )
+    if settings.redis_url.startswith("unix://"):
+        raise ConfigurationError("REDIS_URL is a unix socket of a Cluster node: use redis://host:port of any node")
+    retry = options.pop("retry")
+    return RedisCluster.from_url(settings.redis_url, retry=retry, **options), CLUSTER
+
+
+def _client_options(settings: Settings) -> dict[str, Any]:
+    """What every connection shares: timeouts, no silent re-sends, TLS when the URL is rediss://."""
+    options: dict[str, Any] = dict(
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+        max_connections=settings.webhook_concurrency + 16,
+        # No silent re-sends: an append re-sent after a timeout could store a message twice. Callers
+        # decide instead (the API answers 503 and the client retries; the monitor backs off).
+        retry=Retry(NoBackoff(), 0),
+    )
+    if settings.redis_url.startswith("rediss://"):
+        options.update(settings.redis.tls_arguments())
+        if settings.redis.tls_insecure:
+            log.warning("REDIS_TLS_INSECURE=true: the Redis server's certificate is NOT verified")
+    return options
+
+
+def _sentinel_client(settings: Settings, options: dict[str, Any]) -> redis.Redis:
+    """The primary that the Sentinels name; its pool asks them again after a failover or a refused write."""
+    url = urlsplit(settings.redis_url)
+    tls = {key: value for key, value in options.items() if key.startswith("ssl")}
+    sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2, **tls}
+    if tls:
+        sentinel_kwargs["ssl"] = True
+    if settings.redis.sentinel_password:
+        sentinel_kwargs["password"] = settings.redis.sentinel_password
+    sentinel = Sentinel(
+        list(settings.redis.sentinels),
+        sentinel_kwargs=sentinel_kwargs,
+        password=unquote(url.password) if url.password else None,
+        username=unquote(url.username) if url.username else None,
+        db=settings.redis_db,
+        ssl=bool(tls),
+        **options,
+    )
+    return sentinel.master_for(settings.redis.sentinel_master)
+
+
+def primaries(client: Client) -> list[redis.Redis]:
+    """A plain client for each primary: for checks and settings that are per server."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_primaries()]
+    return [client]
