@@ -221,8 +221,14 @@ class Connection:
     def _check_partitions(self, client: Client) -> None:
         """The partition count is fixed at first start: another count would lose track of the stored keys."""
         key, wanted = self.keys.partition_count(), self.keys.partitions
-        client.set(key, wanted, nx=True)
-        stored = int(client.get(key) or wanted)
+        stored = client.get(key)
+        if stored is None:
+            try:
+                client.set(key, wanted, nx=True)
+                stored = client.get(key)
+            except redis.exceptions.OutOfMemoryError:  # a full Redis must still drain: kept at the next start
+                log.warning("could not store REDIS_PARTITIONS in Redis (out of memory); it is stored at a later start")
+        stored = int(stored or wanted)
         if stored != wanted:
             raise ConfigurationError(
                 f"REDIS_PARTITIONS={wanted} but this Redis holds {stored} partitions (key {key}): set "
