@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["ingest", "flush_lag", "delivery", "burst", "outage", "http_floor", "memory", "steady"]
+BENCHMARKS = ["ingest", "flush_lag", "delivery", "burst", "outage", "http_floor", "memory", "steady", "polling"]
 EXTRA = ["soak"]
 
 

@@ -6,7 +6,8 @@ Cluster needs no setting: the server is asked (INFO cluster) and RedisCluster is
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -23,16 +24,19 @@ log = logging.getLogger(__name__)
 SINGLE, SENTINEL, CLUSTER = "single", "sentinel", "cluster"
 
 Client = redis.Redis | RedisCluster
+T = TypeVar("T")
 
 
 def open_client(settings: Settings) -> tuple[Client, str]:
     """A client for the Redis that settings name, and its mode; raises redis errors when it cannot be reached."""
     options = _client_options(settings)
     if settings.redis.sentinels:
-        return _sentinel_client(settings, options), SENTINEL
+        client = _sentinel_client(settings, options)
+        _first_contact(client.ping)
+        return client, SENTINEL
     probe = redis.Redis.from_url(settings.redis_url, **options)
     try:
-        cluster_enabled = str(probe.info("cluster").get("cluster_enabled", 0)) == "1"
+        cluster_enabled = str(_first_contact(lambda: probe.info("cluster")).get("cluster_enabled", 0)) == "1"
     except BaseException:
         probe.close()
         raise
@@ -47,6 +51,26 @@ def open_client(settings: Settings) -> tuple[Client, str]:
         raise ConfigurationError("REDIS_URL is a unix socket of a Cluster node: use redis://host:port of any node")
     retry = options.pop("retry")
     return RedisCluster.from_url(settings.redis_url, retry=retry, **options), CLUSTER
+
+
+def _first_contact(call: Callable[[], T]) -> T:
+    """`call()`, with a certificate Redis does not accept, or one we do not trust, as a ConfigurationError:
+    waiting would not fix it."""
+    try:
+        return call()
+    except redis.ConnectionError as exc:
+        text = str(exc)
+        if "certificate verify failed" in text or "CERTIFICATE_VERIFY_FAILED" in text:
+            raise ConfigurationError(
+                f"Redis's TLS certificate is not trusted ({text.rpartition('] ')[2] or text}): check "
+                "REDIS_TLS_CA_FILE (the CA that signed the server's certificate) and the host name in REDIS_URL"
+            ) from None
+        if "alert certificate required" in text or "alert bad certificate" in text or "alert unknown ca" in text:
+            raise ConfigurationError(
+                "Redis refused our TLS client certificate (mutual TLS): set REDIS_TLS_CERT_FILE and "
+                "REDIS_TLS_KEY_FILE to a certificate signed by a CA the server trusts"
+            ) from None
+        raise
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:
