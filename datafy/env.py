@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -60,8 +61,15 @@ class EnvReader:
 
 def describe(convert: Callable[[str], object]) -> str:
     names = {int: "whole number", float: "number", parse_duration: "duration (like 600, 30s, 10m)",
-             parse_switch: "switch (on or off)"}  # fmt: skip
+             parse_switch: "switch (on or off)", readable_file: "path of a readable file (is it mounted?)"}  # fmt: skip
     return names.get(convert, "value")
+
+
+def readable_file(text: str) -> str:
+    """A path to a file this process can read."""
+    if not os.access(text, os.R_OK):
+        raise ValueError(text)
+    return text
 
 
 def parse_switch(text: str) -> bool:

@@ -5,12 +5,11 @@ Cluster needs no setting: the store asks the server whether it is one (see dataf
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datafy.env import EnvReader, parse_switch
+from datafy.env import EnvReader, parse_switch, readable_file
 from datafy.errors import ConfigurationError
 
 DEFAULT_PARTITIONS = 16
@@ -55,9 +54,9 @@ class RedisOptions:
             sentinels=_parse_sentinels(env.get("REDIS_SENTINELS", "")),
             sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster",
             sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", ""),
-            tls_ca_file=_readable_file(env, "REDIS_TLS_CA_FILE"),
-            tls_cert_file=_readable_file(env, "REDIS_TLS_CERT_FILE"),
-            tls_key_file=_readable_file(env, "REDIS_TLS_KEY_FILE"),
+            tls_ca_file=reader.get("REDIS_TLS_CA_FILE", readable_file, ""),
+            tls_cert_file=reader.get("REDIS_TLS_CERT_FILE", readable_file, ""),
+            tls_key_file=reader.get("REDIS_TLS_KEY_FILE", readable_file, ""),
             tls_insecure=reader.get("REDIS_TLS_INSECURE", parse_switch, False),
             wait_replicas=reader.get("REDIS_WAIT_REPLICAS", int, 0, minimum=0, maximum=100),
             wait_timeout_ms=reader.get("REDIS_WAIT_TIMEOUT_MS", int, 1000, minimum=1, maximum=60_000),
@@ -79,10 +78,3 @@ def _parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
             raise ConfigurationError(f"REDIS_SENTINELS: {item!r} is not host:port (e.g. sentinel-1:26379)")
         sentinels.append((host.strip("[]"), int(port)))
     return tuple(sentinels)
-
-
-def _readable_file(env: Mapping[str, str], name: str) -> str:
-    path = env.get(name, "").strip()
-    if path and not os.access(path, os.R_OK):
-        raise ConfigurationError(f"{name}={path!r}: no such file, or it is not readable")
-    return path

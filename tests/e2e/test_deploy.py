@@ -266,7 +266,9 @@ def test_compose_runs_the_three_images_behind_a_healthy_private_redis() -> None:
 def test_env_example_lists_exactly_the_variables_the_code_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     names = example_variables()
     assert len(names) == len(set(names)), "a variable is listed twice"
-    config_vars = variables_read(PROJECT_ROOT / "datafy" / "config.py")
+    config_vars = variables_read(PROJECT_ROOT / "datafy" / "config.py") | variables_read(
+        PROJECT_ROOT / "datafy" / "redis_options.py"
+    )
     gunicorn_vars = variables_read(GUNICORN_CONF)
     assert {"REDIS_URL", "WEBHOOK_URL", "SHUTDOWN_GRACE"} <= config_vars and {"PORT", "HOST"} <= gunicorn_vars
     assert set(names) - config_vars - gunicorn_vars == set(), "listed but never read"
