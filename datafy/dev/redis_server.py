@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -40,12 +41,26 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server process with the project's redis.conf, its data in its own folder (AOF included)."""
 
-    def __init__(self, port: int | None = None, data_dir: str | None = None, password: str = "") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        data_dir: str | None = None,
+        password: str = "",
+        *,
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="datafy-redis-")
         self.password = password
-        self.binary = find_server_binary()
+        self.binary = binary or find_server_binary()
+        self.extra_args = list(extra_args)  # appended last, so they override redis.conf and the defaults below
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on (loopback only)."""
+        return "127.0.0.1"
 
     @property
     def url(self) -> str:
@@ -58,15 +73,28 @@ class RedisServer:
         """The unix socket the server also listens on."""
         return f"{self.data_dir}/redis.sock"
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server and wait until it answers PING."""
+    @property
+    def alive(self) -> bool:
+        """True while the process runs (a frozen one counts as running)."""
+        return self.process is not None and self.process.poll() is None
+
+    def command(self) -> list[str]:
+        """The server's command line; subclasses add their own options."""
         args = [self.binary, str(REDIS_CONF), "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--dir", self.data_dir, "--daemonize", "no", "--save", "", "--logfile", "server.log"]
         args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if self.password:
             args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        return args + self.extra_args
+
+    def probe_client(self) -> redis.Redis:
+        """A client that start() pings to learn the server is up."""
+        return redis.Redis.from_url(self.url, socket_timeout=1)
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = self.probe_client()
         deadline = time.monotonic() + timeout
         while True:
             try:
