@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import socket
 import time
 from collections.abc import Callable
 from types import TracebackType
 
 import redis
 
-from datafy.dev.redis_server import RedisServer
+from datafy.dev.redis_server import RedisServer, free_ports, wait_until
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000  # short, so a killed primary is failed over in a few seconds
@@ -94,7 +92,7 @@ class LocalCluster:
         first_client = self.nodes[0].client()
         for node in self.nodes[1:]:
             first_client.execute_command("CLUSTER", "MEET", node.host, node.port, node.bus_port)
-        _wait(lambda: all(self._knows_everyone(n) for n in self.nodes), timeout, "nodes to meet")
+        wait_until(lambda: all(self._knows_everyone(n) for n in self.nodes), timeout, "nodes to meet")
         for i, node in enumerate(replicas):
             primary = primaries[i % len(primaries)]
             node.client().execute_command("CLUSTER", "REPLICATE", primary.node_id)
@@ -118,7 +116,7 @@ class LocalCluster:
             # A replica that has not finished its first sync would lose the writes a failover test makes.
             return all(n.client().info("replication").get("master_link_status") == "up" for n in alive if n.primary_id)
 
-        _wait(settled, timeout, "cluster_state:ok and one slot map on every node")
+        wait_until(settled, timeout, "cluster_state:ok and one slot map on every node")
         self._refresh_roles()
 
     def _slot_map(self, node: ClusterNode) -> list[tuple[int, ...]]:
@@ -164,12 +162,11 @@ class LocalCluster:
         if not candidates:
             raise RuntimeError(f"{old_primary!r} has no running replica to promote")
 
-        def promoted() -> bool:
-            return any(n.client().execute_command("ROLE")[0] == b"master" for n in candidates)
+        def promoted() -> ClusterNode | None:
+            return next((n for n in candidates if n.client().execute_command("ROLE")[0] == b"master"), None)
 
         deadline = time.monotonic() + timeout
-        _wait(promoted, timeout, f"a replica of {old_primary!r} to be promoted")
-        new = next(n for n in candidates if n.client().execute_command("ROLE")[0] == b"master")
+        new = wait_until(promoted, timeout, f"a replica of {old_primary!r} to be promoted")
         old_primary.role, new.primary_id = "failed", ""
         for node in candidates:  # the promoted node's siblings now follow it
             if node is not new:
@@ -228,28 +225,5 @@ class LocalCluster:
         self.cleanup()
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held open while choosing, so none is handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until true; nodes that are starting or failing over may refuse, which means not yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)

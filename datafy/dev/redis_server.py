@@ -9,13 +9,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REDIS_CONF = PROJECT_ROOT / "redis.conf"
+T = TypeVar("T")
 
 
 def find_server_binary() -> str:
@@ -36,6 +39,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open while choosing, so none is handed out twice)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll `condition` until it returns something truthy and return that; a Redis error means not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = condition()
+            if result:
+                return result
+        except redis.RedisError:
+            pass  # a node that is starting, down or failing over refuses for a while
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
 
 class RedisServer:
