@@ -105,9 +105,14 @@ class RedisServer:
         """True while the process runs (a frozen one counts as running)."""
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def config_file(self) -> str:
+        """This server's own copy of the project's redis.conf (start() makes it)."""
+        return f"{self.data_dir}/redis.conf"
+
     def command(self) -> list[str]:
         """The server's command line; subclasses add their own options."""
-        args = [self.binary, str(REDIS_CONF), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = [self.binary, self.config_file, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--dir", self.data_dir, "--daemonize", "no", "--save", "", "--logfile", "server.log"]
         args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if self.password:
@@ -120,6 +125,8 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
+        # A private copy: CONFIG REWRITE (Sentinel sends it after a failover) must not edit the project's file.
+        shutil.copyfile(REDIS_CONF, self.config_file)
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = self.probe_client()
         deadline = time.monotonic() + timeout
