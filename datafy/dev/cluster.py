@@ -31,8 +31,8 @@ class ClusterNode(RedisServer):
         super().__init__(port=port, password=password, extra_args=extra)
         self.bus_port = bus_port
         self.node_id = ""
-        self.role = "primary"  # "primary" or "replica"; refreshed by LocalCluster
-        self.primary_id = ""  # for a replica: the node id it was told to replicate
+        self.role = "primary"  # "primary", "replica" or "stopped"; refreshed by LocalCluster.wait_until_ok()
+        self.primary_id = ""  # for a replica: the node id of its primary
         self._client: redis.Redis | None = None
 
     def client(self) -> redis.Redis:
@@ -113,22 +113,25 @@ class LocalCluster:
             maps = [self._slot_map(n) for n in alive]
             if not all(m == maps[0] for m in maps) or sum(e - s + 1 for s, e, *_ in maps[0]) != SLOTS:
                 return False
+            for node in alive:
+                self._refresh(node)
             # A replica that has not finished its first sync would lose the writes a failover test makes.
             return all(n.client().info("replication").get("master_link_status") == "up" for n in alive if n.primary_id)
 
         wait_until(settled, timeout, "cluster_state:ok and one slot map on every node")
-        self._refresh_roles()
 
     def _slot_map(self, node: ClusterNode) -> list[tuple[int, ...]]:
         """(first slot, last slot, primary port, replica ports...) as this node sees it, sorted."""
         rows = node.client().execute_command("CLUSTER", "SLOTS")
         return sorted((row[0], row[1], row[2][1], *sorted(r[1] for r in row[3:])) for row in rows)
 
-    def _refresh_roles(self) -> None:
-        for node in self.nodes:
-            if node.alive:
-                role = node.client().execute_command("ROLE")[0]
-                node.role = "primary" if role == b"master" else "replica"
+    def _refresh(self, node: ClusterNode) -> None:
+        """Read the node's role and primary from its own line of CLUSTER NODES."""
+        for line in _text(node.client().execute_command("CLUSTER", "NODES")).splitlines():
+            _id, _addr, flags, primary_id, *_ = line.split()
+            if "myself" in flags.split(","):
+                node.role = "replica" if "slave" in flags.split(",") else "primary"
+                node.primary_id = "" if primary_id == "-" else primary_id
 
     def _any_node(self) -> ClusterNode:
         return next(n for n in self.nodes if n.alive)
@@ -155,6 +158,12 @@ class LocalCluster:
     def kill(self, node: ClusterNode, sig: signal.Signals = signal.SIGKILL) -> None:
         """Stop one node by PID (SIGKILL by default: a crash, no goodbye to the others)."""
         node.stop(sig)
+        node.role = "stopped"
+
+    def restart(self, node: ClusterNode, timeout: float = 20.0) -> None:
+        """Start a stopped node again on its port and data (a failed-over primary comes back as a replica)."""
+        node.start()
+        self.wait_until_ok(timeout)
 
     def wait_for_failover(self, old_primary: ClusterNode, timeout: float = 20.0) -> ClusterNode:
         """Wait until a replica of `old_primary` is a primary and the cluster is ok again; return it."""
@@ -167,10 +176,6 @@ class LocalCluster:
 
         deadline = time.monotonic() + timeout
         new = wait_until(promoted, timeout, f"a replica of {old_primary!r} to be promoted")
-        old_primary.role, new.primary_id = "failed", ""
-        for node in candidates:  # the promoted node's siblings now follow it
-            if node is not new:
-                node.primary_id = new.node_id
         self.wait_until_ok(max(deadline - time.monotonic(), 1.0))
         return new
 

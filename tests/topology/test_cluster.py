@@ -113,7 +113,7 @@ def test_migrate_slot_moves_every_key_while_a_client_keeps_writing(
     assert all(cluster_client.get(f"{{moving}}:new:{n}") == str(n) for n in written)
 
 
-def test_killed_primary_is_replaced_by_its_replica_and_its_slots_take_writes_again() -> None:
+def test_killed_primary_is_replaced_by_its_replica_and_comes_back_as_a_replica() -> None:
     with LocalCluster(primaries=3, replicas_per_primary=1) as cluster:
         client = RedisCluster.from_url(cluster.url, decode_responses=True)
         try:
@@ -133,5 +133,9 @@ def test_killed_primary_is_replaced_by_its_replica_and_its_slots_take_writes_aga
             assert victim not in cluster.primaries()
             assert client.get(key) == "before"
             assert client.set(key, "after") and promoted.client().get(key) == b"after"
+
+            cluster.restart(victim)
+            assert victim.role == "replica" and cluster.replicas_of(promoted) == [victim]
+            assert cluster.primary_for_slot(client.keyslot(key)) is promoted
         finally:
             client.close()
