@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import AskError, ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, ClusterError, RedisClusterException, TryAgainError
 
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
@@ -36,13 +36,14 @@ _UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN", "
 ScriptCall = tuple[str, list[str], list[Any]]  # (script name, keys, args)
 # A Cluster slot that moved or is moving, or a Cluster without a primary for it: "not now", never "wrong".
 _REDIRECTED = (AskError, TryAgainError, ClusterDownError)
+# ... and the Cluster client giving up after following redirections for too long ("TTL exhausted").
 
 
 def as_unavailable(exc: Exception) -> StoreUnavailableError | None:
     """StoreUnavailableError when `exc` means 'Redis cannot take this now', else None (a bug: it propagates)."""
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, RedisClusterException)):
         return StoreUnavailableError(f"redis unavailable: {type(exc).__name__}: {exc}")
-    if isinstance(exc, _REDIRECTED):
+    if isinstance(exc, (*_REDIRECTED, ClusterError)):
         return StoreUnavailableError(f"redis cluster is moving this slot or has no primary for it: {exc}")
     if isinstance(exc, redis.exceptions.OutOfMemoryError):
         # A script fails at its first allocating write, before it changed anything: nothing half-done.
@@ -253,9 +254,13 @@ class Connection:
     # ---- health and server facts ----
 
     def ping(self) -> None:
-        """Raise StoreUnavailableError unless Redis answers."""
+        """Raise StoreUnavailableError unless Redis answers (on a Cluster: every primary)."""
         with redis_errors():
-            self.client.ping()
+            cluster = self.cluster
+            if cluster is None:
+                self.client.ping()
+            else:
+                cluster.ping(target_nodes=RedisCluster.PRIMARIES)
 
     def now_ms(self) -> int:
         """Redis server time, the clock every deadline is measured on."""
