@@ -155,7 +155,7 @@ class Settings:
             log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
             log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
             # --- Sources ---
-            evolution_jwt_secret=env.get("EVOLUTION_JWT_SECRET", "").strip(),
+            evolution_jwt_secret=_jwt_secret(env.get("EVOLUTION_JWT_SECRET", "").strip()),
             evolution_from_me=reader.get(
                 "EVOLUTION_FROM_ME", _choice("EVOLUTION_FROM_ME", "ignore", "discard"), "ignore"
             ),
@@ -300,3 +300,13 @@ def _choice(name: str, *allowed: str) -> Callable[[str], str]:
         return value
 
     return convert
+
+
+def _jwt_secret(secret: str) -> str:
+    """An HS256 key shorter than its hash (32 bytes) is guessable offline (RFC 7518 3.2); the error never repeats it."""
+    if secret and len(secret.encode()) < 32:
+        raise ConfigurationError(
+            "EVOLUTION_JWT_SECRET must be at least 32 characters (for example `openssl rand -hex 32`); set the same "
+            "value as jwt_key in the headers of the Evolution webhook"
+        )
+    return secret
