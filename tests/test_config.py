@@ -83,3 +83,18 @@ def test_a_lease_must_outlive_the_whole_post() -> None:
     with pytest.raises(ConfigurationError, match=r"at least WEBHOOK_TIMEOUT \(15\) \+ 3"):
         Settings.from_env({"DELIVERY_VISIBILITY_TIMEOUT": "16", "WEBHOOK_TIMEOUT": "15"})
     assert Settings.from_env({"DELIVERY_VISIBILITY_TIMEOUT": "18", "WEBHOOK_TIMEOUT": "15"})
+
+
+def test_source_settings_default_off_and_bad_values_name_the_variable() -> None:
+    settings = Settings.from_env({})
+    assert (settings.evolution_from_me, settings.evolution_groups) == ("ignore", "ignore")
+    assert settings.whatsapp_app_secret == settings.whatsapp_verify_token == settings.evolution_jwt_secret == ""
+    chosen = Settings.from_env({"EVOLUTION_FROM_ME": "Discard", "EVOLUTION_GROUPS": " chat "})
+    assert (chosen.evolution_from_me, chosen.evolution_groups) == ("discard", "chat")
+    for name in ("EVOLUTION_FROM_ME", "EVOLUTION_GROUPS"):
+        with pytest.raises(ConfigurationError, match=f"^{name}="):
+            Settings.from_env({name: "drop"})
+    with pytest.raises(ConfigurationError, match="EVOLUTION_JWT_SECRET must be at least 32") as caught:
+        Settings.from_env({"EVOLUTION_JWT_SECRET": "short-secret"})
+    assert "short-secret" not in str(caught.value)  # a secret is never repeated in an error
+    assert Settings.from_env({"EVOLUTION_JWT_SECRET": "x" * 32}).evolution_jwt_secret == "x" * 32

@@ -104,6 +104,7 @@ def _controls(query: dict[str, str]) -> dict[str, Any]:
 
 
 def _malformed(exc: MalformedError) -> ApiError:
+    log.warning("%s webhook refused: %s", request.path.split("/")[3], exc)  # the path only, never the payload
     code = "missing_field" if str(exc).endswith("is missing") else "invalid_field"
     return ApiError(400, code, str(exc), exc.path)
 
