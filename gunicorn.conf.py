@@ -33,5 +33,6 @@ keepalive = 5
 timeout = 30
 graceful_timeout = 20
 accesslog = _env("GUNICORN_ACCESS_LOG", "") or None
+logger_class = "datafy.http.access_log.RedactingLogger"  # ?key= and hub.verify_token never reach a log line
 errorlog = "-"
 control_socket_disable = True  # several gunicorns may share a machine (tests, bench); we do not use gunicornc

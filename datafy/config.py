@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -62,6 +62,12 @@ class Settings:
     ingest_auth: bool = True  # False only by an explicit INGEST_AUTH=off
     log_level: str = "INFO"
     log_format: str = "text"
+    # --- Sources: native gateway webhooks (datafy/sources/, routes in datafy/http/sources.py) ---
+    evolution_jwt_secret: str = ""  # set: a Bearer HS256 JWT signed with it (Evolution's jwt_key) also opens them
+    evolution_from_me: str = "ignore"  # "discard": the business's own message discards the pending batch
+    evolution_groups: str = "ignore"  # "chat": group messages are buffered per group (both gateways)
+    whatsapp_verify_token: str = ""  # Meta's hub.verify_token for the GET handshake
+    whatsapp_app_secret: str = ""  # Meta's app secret; the WhatsApp route is off (404) until it is set
 
     def check_api(self) -> None:
         """The API refuses to start open to the world: ingest needs API_KEY unless INGEST_AUTH=off says so."""
@@ -135,6 +141,14 @@ class Settings:
             ingest_auth=reader.get("INGEST_AUTH", parse_switch, True),
             log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
             log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
+            # --- Sources ---
+            evolution_jwt_secret=_jwt_secret(env.get("EVOLUTION_JWT_SECRET", "").strip()),
+            evolution_from_me=reader.get(
+                "EVOLUTION_FROM_ME", _choice("EVOLUTION_FROM_ME", "ignore", "discard"), "ignore"
+            ),
+            evolution_groups=reader.get("EVOLUTION_GROUPS", _choice("EVOLUTION_GROUPS", "ignore", "chat"), "ignore"),
+            whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", "").strip(),
+            whatsapp_app_secret=env.get("WHATSAPP_APP_SECRET", "").strip(),
         )
         settings._check_relations()
         return settings
@@ -215,3 +229,28 @@ def _db_from_url(url: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"REDIS_URL names a database {raw!r} that is not a number") from None
+
+
+# --- Sources -------------------------------------------------------------------------------------------
+
+
+def _choice(name: str, *allowed: str) -> Callable[[str], str]:
+    """A converter that accepts one of `allowed` (any case); the error names the variable and the choices."""
+
+    def convert(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ConfigurationError(f"{name}={text!r} must be one of: {', '.join(allowed)}")
+        return value
+
+    return convert
+
+
+def _jwt_secret(secret: str) -> str:
+    """An HS256 key shorter than its hash (32 bytes) is guessable offline (RFC 7518 3.2); the error never repeats it."""
+    if secret and len(secret.encode()) < 32:
+        raise ConfigurationError(
+            "EVOLUTION_JWT_SECRET must be at least 32 characters (for example `openssl rand -hex 32`); set the same "
+            "value as jwt_key in the headers of the Evolution webhook"
+        )
+    return secret

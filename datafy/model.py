@@ -39,14 +39,20 @@ class IncomingMessage:
     max_wait_ms: int = 0
     max_messages: int = 0
     flush_reason: str = ""
+    # Kept on this message's item only, never merged into the batch (a gateway's raw event, say).
+    item_fields: dict[str, Any] = field(default_factory=dict)
+    # What an object message adds to the batch's `text` (a media caption); strings always add themselves.
+    text: str | None = None
 
     def item_json(self) -> str:
         """The stored form of this message: its text, its id and its own extra fields."""
         item: dict[str, Any] = {"m": self.message}
         if self.message_id is not None:
             item["id"] = self.message_id
-        if self.metadata:
-            item["x"] = self.metadata
+        if self.metadata or self.item_fields:
+            item["x"] = {**self.metadata, **self.item_fields}
+        if self.text and not isinstance(self.message, str):
+            item["t"] = self.text
         return compact_json(item)
 
 
@@ -99,6 +105,9 @@ def webhook_body(record_json: str) -> dict[str, Any]:
     record = json.loads(record_json)
     items = [_item_out(received_ms, item) for received_ms, item in record["items"]]
     messages = [item["message"] for item in items]
+    texts = [
+        m if isinstance(m, str) else stored.get("t") for m, (_, stored) in zip(messages, record["items"], strict=True)
+    ]
     user = record["user"]
     return {
         **record["metadata"],
@@ -109,7 +118,7 @@ def webhook_body(record_json: str) -> dict[str, Any]:
         "batch_id": record["batch_id"],
         "sequence": record["sequence"],
         "message_count": len(messages),
-        "text": "\n".join(m for m in messages if isinstance(m, str)),
+        "text": "\n".join(t for t in texts if t),
         "first_message_at": iso_from_ms(record["first_ms"]),
         "last_message_at": iso_from_ms(record["last_ms"]),
         "flush_reason": record["flush_reason"],

@@ -114,3 +114,18 @@ def test_sentinels_tls_replicated_acks_and_partitions(tmp_path) -> None:
 def test_bad_redis_topology_settings_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
         Settings.from_env(env)
+
+
+def test_source_settings_default_off_and_bad_values_name_the_variable() -> None:
+    settings = Settings.from_env({})
+    assert (settings.evolution_from_me, settings.evolution_groups) == ("ignore", "ignore")
+    assert settings.whatsapp_app_secret == settings.whatsapp_verify_token == settings.evolution_jwt_secret == ""
+    chosen = Settings.from_env({"EVOLUTION_FROM_ME": "Discard", "EVOLUTION_GROUPS": " chat "})
+    assert (chosen.evolution_from_me, chosen.evolution_groups) == ("discard", "chat")
+    for name in ("EVOLUTION_FROM_ME", "EVOLUTION_GROUPS"):
+        with pytest.raises(ConfigurationError, match=f"^{name}="):
+            Settings.from_env({name: "drop"})
+    with pytest.raises(ConfigurationError, match="EVOLUTION_JWT_SECRET must be at least 32") as caught:
+        Settings.from_env({"EVOLUTION_JWT_SECRET": "short-secret"})
+    assert "short-secret" not in str(caught.value)  # a secret is never repeated in an error
+    assert Settings.from_env({"EVOLUTION_JWT_SECRET": "x" * 32}).evolution_jwt_secret == "x" * 32

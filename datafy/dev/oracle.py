@@ -80,14 +80,15 @@ def all_acked_delivered(ledger: Ledger):
 
 
 def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
-    """Every key of ours in Redis but the deployment's settings (the partition count)."""
-    return sorted(key for key in client.scan_iter(f"{prefix}:*") if key != f"{prefix}:partitions")
+    """Every key of ours in Redis but the deployment's own (the partition count, the monitors' beats)."""
+    deployment = (f"{prefix}:partitions", f"{prefix}:{{monitors}}")
+    return sorted(key for key in client.scan_iter(f"{prefix}:*") if not key.startswith(deployment))
 
 
 def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
     """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows, rate counters,
-    the receiver's breaker, the monitors' beats)."""
-    lasting = (":seq:", ":dedupe:", ":rate:", ":receiver:", ":{monitors}")
+    the receiver's breaker)."""
+    lasting = (":seq:", ":dedupe:", ":rate:", ":receiver:")
     return [k for k in datafy_keys(client, prefix) if not any(part in k for part in lasting)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 
+import jwt
 from flask import request
 
 from datafy.errors import ApiError
@@ -30,6 +31,28 @@ def require_admin_key(expected: tuple[str, ...]) -> None:
     if not expected:
         raise ApiError(403, "admin_disabled", "admin routes are disabled: set ADMIN_API_KEY to enable them")
     require_key(expected)
+
+
+def require_source_key(expected: tuple[str, ...], query_key: str, jwt_secret: str = "") -> None:
+    """Gateway routes: the key as on other ingest routes, or as ?key= (a gateway that cannot set headers), or a
+    Bearer HS256 JWT signed with `jwt_secret` and not expired (Evolution's jwt_key)."""
+    header = request.headers.get("Authorization", "")
+    bearer = header[7:].strip(" \t") if header[:7].lower() == "bearer " else ""
+    candidates = (request.headers.get("X-API-Key", "").strip(" \t"), bearer, query_key)
+    if any(_matches_any(candidate, expected) for candidate in candidates):
+        return
+    if jwt_secret and bearer and _valid_jwt(bearer, jwt_secret):
+        return
+    raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or ?key=<key> on this route)")
+
+
+def _valid_jwt(token: str, secret: str) -> bool:
+    """HS256 only (never "none" or a key confusion), and it must carry an expiry that has not passed."""
+    try:
+        jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]}, leeway=30)
+    except jwt.PyJWTError:
+        return False
+    return True
 
 
 def _matches_any(presented: str, expected: tuple[str, ...]) -> bool:

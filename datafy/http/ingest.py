@@ -29,7 +29,7 @@ def append_message() -> Response:
     msg = parse_message(read_json_object(request), settings)
     result = current.store().buffer.append(msg)
     if result.status in ("rate_limited", "full"):
-        raise _limit_error(result.status, result.retry_after_ms)
+        raise limit_error(result.status, result.retry_after_ms)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
     flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
     reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}
@@ -78,7 +78,7 @@ def health() -> Response:
     return jsonify({"status": "ok", "redis": "ok"})
 
 
-def _limit_error(status: str, retry_after_ms: int) -> ApiError:
+def limit_error(status: str, retry_after_ms: int) -> ApiError:
     """429 with Retry-After: too many messages from one chat, or too many open chats (existing ones go on)."""
     retry_after = max(1, math.ceil(retry_after_ms / 1000))
     if status == "rate_limited":

@@ -36,11 +36,21 @@ def _check_stored_size(message: str | dict[str, Any], metadata: dict[str, Any], 
 
 def read_json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx ApiError."""
+    return parse_json_object(read_json_bytes(request))
+
+
+def read_json_bytes(request: Request) -> bytes:
+    """The raw body of a JSON request (for signature checks before parsing), or a 4xx ApiError."""
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    return _read_body(request)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Raw bytes as a JSON object we can store, or a 400 ApiError."""
     overflow: list[str] = []
     try:
-        text = _read_body(request).decode()  # strict UTF-8, as JSON must be (RFC 8259): no raw surrogates
+        text = raw.decode()  # strict UTF-8, as JSON must be (RFC 8259): no raw surrogates
         body = json.loads(text, parse_constant=_reject_constant, parse_float=lambda number: _float(number, overflow))
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from None
@@ -102,8 +112,14 @@ def _reject_unstorable(body: dict[str, Any]) -> None:
             ) from None
 
 
-def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
-    """Validate a message request; every other field becomes metadata."""
+def parse_message(
+    body: dict[str, Any],
+    settings: Settings,
+    item_fields: dict[str, Any] | None = None,
+    text: str | None = None,
+) -> IncomingMessage:
+    """Validate a message request; every other field becomes metadata. `item_fields` (kept on the item only) and
+    `text` (an object message's share of the batch's text) come from the gateway routes, never from a body."""
     user = parse_user(body)
     message = _parse_text_or_object(body, settings)
     flush = body.get("flush", False)
@@ -117,7 +133,7 @@ def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
     metadata = {k: v for k, v in body.items() if k not in CONTROL_FIELDS}
     if len(metadata) > MAX_METADATA_FIELDS:
         raise ApiError(400, "too_many_fields", f"at most {MAX_METADATA_FIELDS} extra (metadata) fields per message")
-    _check_stored_size(message, metadata, settings)
+    _check_stored_size(message, {**metadata, **(item_fields or {})}, settings)
     return IncomingMessage(
         user=user,
         message=message,
@@ -127,6 +143,8 @@ def parse_message(body: dict[str, Any], settings: Settings) -> IncomingMessage:
         max_wait_ms=_to_ms(max_wait) if max_wait else 0,
         max_messages=max_messages,
         flush_reason=reason,
+        item_fields=item_fields or {},
+        text=text,
     )
 
 

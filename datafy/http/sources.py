@@ -1,0 +1,163 @@
+"""Gateway routes: Evolution API and WhatsApp Cloud API webhooks, buffered like POST /api/message.
+
+The mapping is in datafy/sources/ (pure); here are only auth, the per-source debounce settings from the query
+string, and the same validation and store calls as the core routes. Gateways retry what is not 2xx, so an event
+we do not use gets 200 with the reason, and a refused body stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, jsonify, request
+
+from datafy.config import Settings
+from datafy.errors import ApiError
+from datafy.http import app as current
+from datafy.http.auth import require_source_key
+from datafy.http.ingest import limit_error
+from datafy.http.validation import parse_json_object, parse_message, parse_ttl, read_json_bytes, read_json_object
+from datafy.model import IncomingMessage, iso_from_ms
+from datafy.sources import Action, Buffer, Discard, Ignore, MalformedError, Typing
+from datafy.sources.evolution import parse_evolution
+from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, signature_matches
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("sources", __name__)
+
+QUERY_CONTROLS = ("ttl", "max_wait", "max_messages")
+# With "webhook by events" on, Evolution appends "/<event>" to the URL it was given, after any query string:
+# "…/evolution?ttl=8" becomes "…/evolution?ttl=8/messages-upsert".
+_EVENT_SUFFIX = re.compile(r"/[a-z]+(?:-[a-z]+)+$")
+
+
+@bp.post("/api/sources/evolution")
+@bp.post("/api/sources/evolution/<event>")  # "webhook by events": the body's own event decides, not the path
+def evolution(event: str | None = None) -> Response:
+    """Evolution API v2: buffer messages.upsert, extend the timer on presence.update, ignore the rest."""
+    settings = current.settings()
+    query = _query()
+    if settings.ingest_auth:
+        require_source_key(settings.api_keys, query.get("key", ""), settings.evolution_jwt_secret)
+    body = read_json_object(request)
+    try:
+        actions = parse_evolution(body, settings.evolution_from_me, settings.evolution_groups)
+    except MalformedError as exc:
+        raise _malformed(exc) from None
+    return _carry_out(actions, query, settings)
+
+
+@bp.get("/api/sources/whatsapp")
+def whatsapp_handshake() -> Response | tuple[Response, int]:
+    """Meta's subscription check: echo hub.challenge as plain text when hub.verify_token is ours, else 403."""
+    settings = current.settings()
+    _require_whatsapp_enabled(settings)
+    challenge = handshake_challenge(request.args, settings.whatsapp_verify_token)
+    if challenge is None:
+        log.warning("whatsapp webhook verification refused (wrong hub.verify_token or hub.mode)")
+        raise ApiError(403, "forbidden", "hub.verify_token does not match WHATSAPP_VERIFY_TOKEN")
+    return Response(challenge, status=200, mimetype="text/plain")
+
+
+@bp.post("/api/sources/whatsapp")
+def whatsapp() -> Response:
+    """WhatsApp Cloud API: check the signature of the raw body, then buffer every message it holds."""
+    settings = current.settings()
+    _require_whatsapp_enabled(settings)
+    query = _query()
+    if settings.ingest_auth:
+        require_source_key(settings.api_keys, query.get("key", ""))
+    raw = read_json_bytes(request)
+    if not signature_matches(raw, request.headers.get("X-Hub-Signature-256"), settings.whatsapp_app_secret):
+        log.warning("whatsapp webhook with a missing or wrong X-Hub-Signature-256 refused")
+        raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match "
+                       "WHATSAPP_APP_SECRET")  # fmt: skip
+    try:
+        actions = parse_whatsapp(parse_json_object(raw), settings.evolution_groups)
+    except MalformedError as exc:
+        raise _malformed(exc) from None
+    return _carry_out(actions, query, settings)
+
+
+def _require_whatsapp_enabled(settings: Settings) -> None:
+    if not settings.whatsapp_app_secret:
+        raise ApiError(404, "source_disabled", "the WhatsApp Cloud API webhook is off: set WHATSAPP_APP_SECRET (and "
+                       "WHATSAPP_VERIFY_TOKEN) to enable it")  # fmt: skip
+
+
+def _query() -> dict[str, str]:
+    """The query parameters, without the event name Evolution may have glued to the last one."""
+    raw = _EVENT_SUFFIX.sub("", request.query_string.decode("utf-8", "replace"))
+    return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+def _controls(query: dict[str, str]) -> dict[str, Any]:
+    """ttl, max_wait and max_messages from the query, as body fields: the JSON rules then apply unchanged."""
+    controls: dict[str, Any] = {name: query[name] for name in QUERY_CONTROLS if name in query}
+    if controls.get("max_messages", "").strip().isdigit():
+        controls["max_messages"] = int(controls["max_messages"])  # a query has only strings; JSON wants a number
+    return controls
+
+
+def _malformed(exc: MalformedError) -> ApiError:
+    log.warning("%s webhook refused: %s", request.path.split("/")[3], exc)  # the path only, never the payload
+    code = "missing_field" if str(exc).endswith("is missing") else "invalid_field"
+    return ApiError(400, code, str(exc), exc.path)
+
+
+def _carry_out(actions: list[Action], query: dict[str, str], settings: Settings) -> Response:
+    """Validate every message first (a refused body stores nothing), then apply the actions in order."""
+    controls = _controls(query)
+    validated: list[tuple[Action, IncomingMessage | None]] = []
+    for action in actions:
+        msg = None
+        if isinstance(action, Buffer):
+            fields = {**action.metadata, **controls, "user": action.user, "message": action.message,
+                      "message_id": action.message_id}  # fmt: skip
+            msg = parse_message(fields, settings, action.item_fields, action.text)
+        validated.append((action, msg))
+    typing_ttl = parse_ttl(controls, settings) if any(isinstance(a, Typing) for a in actions) else 0
+    results = [_apply(action, msg, typing_ttl) for action, msg in validated]
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+    summary = ", ".join(f"{count} {status}" for status, count in counts.items())
+    return jsonify({"success": True, "results": results, "message": summary})
+
+
+def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int) -> dict[str, Any]:
+    store = current.store()
+    if isinstance(action, Ignore):
+        log.debug("source event ignored user=%s reason=%s", action.user, action.reason)
+        return {"status": "ignored", "reason": action.reason, **({"user": action.user} if action.user else {})}
+    if isinstance(action, Typing):
+        deadline = store.buffer.extend(action.user, typing_ttl)
+        flush_at = iso_from_ms(deadline) if deadline is not None else None
+        return {"status": "typing", "user": action.user, "pending": deadline is not None, "flush_at": flush_at}
+    if isinstance(action, Discard):
+        dropped = store.buffer.discard(action.user)
+        if dropped:
+            log.info("pending batch discarded: the business answered user=%s count=%d", action.user, len(dropped))
+        return {"status": "discarded", "user": action.user, "discarded": len(dropped)}
+    assert msg is not None
+    result = store.buffer.append(msg)
+    if result.status in ("rate_limited", "full"):
+        raise limit_error(result.status, result.retry_after_ms)
+    reply: dict[str, Any] = {
+        "status": "duplicate" if result.status == "duplicate" else "buffered",
+        "user": msg.user,
+        "message_id": msg.message_id,
+        "buffered": result.buffered,
+        "flush_at": iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None,
+    }
+    if result.status == "flushed":
+        reply.update(flushed=True, batch_id=result.batch_id)
+        log.info("flushed on append user=%s batch=%s count=%d", msg.user, result.batch_id, result.buffered)
+    if result.sealed is not None:
+        reply["sealed"] = {"batch_id": result.sealed.batch_id, "message_count": result.sealed.count,
+                           "flush_reason": result.sealed.reason}  # fmt: skip
+    return reply

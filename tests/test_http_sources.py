@@ -1,0 +1,147 @@
+"""The gateway routes on the real app and the real Redis: auth, query settings, replies and refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import jwt
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from datafy.config import Settings
+from datafy.dev.oracle import datafy_keys
+from datafy.http import create_app
+from datafy.store import Store
+from tests.test_api import assert_error
+from tests.test_sources_evolution import fixture
+
+KEY = "k3y-for-sources"
+JWT_SECRET = "evolution-jwt-key-" + "0123456789abcdef" * 3  # 64 bytes: HS512 in the test wants as much
+APP_SECRET = "meta-app-secret"
+EVOLUTION = "/api/sources/evolution"
+
+
+@pytest.fixture
+def secured(settings: Settings, store: Store) -> FlaskClient:
+    """The app with the ingest key on, Evolution's JWT secret and the WhatsApp route enabled."""
+    settings = replace(settings, ingest_auth=True, api_keys=(KEY,), evolution_jwt_secret=JWT_SECRET,
+                       whatsapp_app_secret=APP_SECRET, whatsapp_verify_token="verify-me")  # fmt: skip
+    return create_app(settings, store).test_client()
+
+
+def send(client: FlaskClient, path: str, body: dict[str, Any], **headers: str):
+    return client.post(path, data=json.dumps(body), content_type="application/json", headers=headers)
+
+
+def test_the_key_goes_in_a_header_or_the_query_and_nothing_else_opens_the_route(secured: FlaskClient) -> None:
+    body = fixture("evolution/text")
+    assert_error(send(secured, EVOLUTION, body), 401, "unauthorized")
+    assert_error(send(secured, f"{EVOLUTION}?key=wrong", body), 401, "unauthorized")
+    assert_error(send(secured, EVOLUTION, body, apikey=KEY), 401, "unauthorized")  # Evolution's header, not ours
+    assert send(secured, EVOLUTION, body, **{"X-API-Key": KEY}).status_code == 200
+    assert send(secured, f"{EVOLUTION}?key={KEY}", body).status_code == 200
+    assert send(secured, EVOLUTION, body, Authorization=f"Bearer {KEY}").status_code == 200
+
+
+def test_evolution_jwt_must_be_hs256_with_our_secret_and_not_expired(secured: FlaskClient) -> None:
+    now = int(time.time())
+    claims = {"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}  # as Evolution signs them
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    body = fixture("evolution/text")
+    assert (
+        send(secured, EVOLUTION, body, **bearer(jwt.encode(claims, JWT_SECRET, algorithm="HS256"))).status_code == 200
+    )
+    expired = {**claims, "iat": now - 700, "exp": now - 100}
+    for token in (
+        jwt.encode(expired, JWT_SECRET, algorithm="HS256"),
+        jwt.encode(claims, "another-secret-0123456789abcdefghij", algorithm="HS256"),
+        jwt.encode({"iat": now}, JWT_SECRET, algorithm="HS256"),  # no expiry
+        jwt.encode(claims, JWT_SECRET, algorithm="HS512"),
+    ):
+        assert_error(send(secured, EVOLUTION, body, **bearer(token)), 401, "unauthorized")
+    # With the JWT, the X-API-Key header a webhook may also carry still counts on its own.
+    assert send(secured, EVOLUTION, body, **bearer("not.a.jwt"), **{"X-API-Key": KEY}).status_code == 200
+
+
+def test_query_settings_follow_the_json_rules(client: FlaskClient, redis_client: redis.Redis) -> None:
+    body = fixture("evolution/text")
+    assert_error(send(client, f"{EVOLUTION}?ttl=0", body), 400, "invalid_field", "ttl")
+    assert_error(send(client, f"{EVOLUTION}?ttl=abc", body), 400, "invalid_field", "ttl")
+    assert_error(send(client, f"{EVOLUTION}?max_wait=-1", body), 400, "invalid_field", "max_wait")
+    assert_error(send(client, f"{EVOLUTION}?max_messages=1.5", body), 400, "invalid_field", "max_messages")
+    assert datafy_keys(redis_client) == []
+    reply = send(client, f"{EVOLUTION}?ttl=7.5&max_wait=60", body).get_json()
+    [result] = reply["results"]
+    assert result["status"] == "buffered" and result["buffered"] == 1
+    ttl_ms = redis_client.pttl(next(k for k in datafy_keys(redis_client) if ":timer:" in k or "timer" in k))
+    assert 6000 < ttl_ms <= 7500
+    second = fixture("evolution/extended_text")
+    [flushed] = send(client, f"{EVOLUTION}?max_messages=2", second).get_json()["results"]
+    assert flushed["flushed"] is True and flushed["batch_id"]
+
+
+def test_evolution_glues_the_event_after_the_query_string(client: FlaskClient) -> None:
+    """With webhook_by_events, Evolution posts to "<url>/messages-upsert": after "?ttl=8" that is the query."""
+    reply = send(client, f"{EVOLUTION}?ttl=8/messages-upsert", fixture("evolution/text"))
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    assert (
+        send(client, f"{EVOLUTION}/presence-update?ttl=8", fixture("evolution/presence_composing")).status_code == 200
+    )
+
+
+def test_replies_say_buffered_duplicate_or_ignored_with_the_reason(client: FlaskClient) -> None:
+    first = send(client, EVOLUTION, fixture("evolution/text")).get_json()
+    assert first["success"] is True and first["results"][0]["status"] == "buffered"
+    assert first["results"][0]["message_id"] == "3EB0C431C26A1916E07A" and first["results"][0]["flush_at"]
+    again = send(client, EVOLUTION, fixture("evolution/text")).get_json()
+    assert again["results"][0]["status"] == "duplicate"
+    ignored = send(client, EVOLUTION, fixture("evolution/connection_update"))
+    assert ignored.status_code == 200
+    assert ignored.get_json()["results"] == [
+        {
+            "status": "ignored",
+            "reason": "event connection.update is not used (enable only MESSAGES_UPSERT and PRESENCE_UPDATE)",
+        }
+    ]
+
+
+def test_whatsapp_route_is_off_until_the_app_secret_is_set(client: FlaskClient) -> None:
+    assert_error(client.get("/api/sources/whatsapp?hub.mode=subscribe"), 404, "source_disabled")
+    reply = send(client, "/api/sources/whatsapp", fixture("whatsapp/two_messages"))
+    assert_error(reply, 404, "source_disabled")
+    assert "WHATSAPP_APP_SECRET" in reply.get_json()["error"]["message"]
+
+
+def test_a_refused_multi_message_body_stores_nothing(
+    settings: Settings, store: Store, redis_client: redis.Redis
+) -> None:
+    small = replace(settings, whatsapp_app_secret=APP_SECRET, max_message_bytes=900)
+    client = create_app(small, store).test_client()
+    body = fixture("whatsapp/two_messages")
+    body["entry"][0]["changes"][0]["value"]["messages"][1]["image"]["caption"] = "x" * 1000  # the second is too big
+    raw = json.dumps(body).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    reply = client.post("/api/sources/whatsapp", data=raw, content_type="application/json",
+                        headers={"X-Hub-Signature-256": signature})  # fmt: skip
+    assert reply.status_code == 413
+    assert datafy_keys(redis_client) == []
+
+
+def test_redis_down_gives_503_so_the_gateway_retries(settings: Settings) -> None:
+    dead = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0")).test_client()
+    assert_error(send(dead, EVOLUTION, fixture("evolution/text")), 503, "store_unavailable")
+    assert_error(send(dead, EVOLUTION, fixture("evolution/presence_composing")), 503, "store_unavailable")
+
+
+def test_a_body_that_is_not_json_is_refused(client: FlaskClient) -> None:
+    assert_error(client.post(EVOLUTION, data="oi", content_type="text/plain"), 415, "unsupported_media_type")
+    assert_error(client.post(EVOLUTION, data="{", content_type="application/json"), 400, "invalid_json")
