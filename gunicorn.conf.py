@@ -7,6 +7,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # gunicorn reads this file before it imports the app
+from datafy.cli import check_store
 from datafy.config import Settings
 from datafy.cpus import available_cpus
 from datafy.errors import ConfigurationError
@@ -15,7 +16,9 @@ load_dotenv()  # so PORT, WEB_CONCURRENCY, ... in .env apply to a plain `gunicor
 
 # Check the settings once, in the master: a worker that fails on them would be restarted forever.
 try:
-    Settings.from_env().check_api()
+    _settings = Settings.from_env()
+    _settings.check_api()
+    check_store(_settings)  # a CA we do not trust, another REDIS_PARTITIONS, REDIS_DB on a Cluster
 except ConfigurationError as exc:
     sys.exit(f"configuration error: {exc}")
 

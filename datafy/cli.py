@@ -31,6 +31,9 @@ def load_settings() -> Settings:
     return settings
 
 
+APP_LOAD_ERROR = 4  # the exit status that makes gunicorn's master stop instead of starting the worker again
+
+
 def api_app() -> Flask:
     """The WSGI app Gunicorn serves (`gunicorn api:app`)."""
     from datafy.checks import check_redis
@@ -40,8 +43,9 @@ def api_app() -> Flask:
     app = create_app(settings)
     try:
         check_redis(app.extensions["datafy.store"])  # also picks the mode and checks the partition count
-    except ConfigurationError as exc:
-        sys.exit(f"configuration error: {exc}")
+    except ConfigurationError as exc:  # Redis changed since the master checked: halt gunicorn, not a restart loop
+        sys.stderr.write(f"configuration error: {exc}\n")
+        sys.exit(APP_LOAD_ERROR)
     return app
 
 
@@ -53,7 +57,7 @@ def run_monitor() -> int:
     settings = load_settings()
     try:
         Monitor.validate(settings)
-        check_partitions(settings)
+        check_store(settings)
     except ConfigurationError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
@@ -64,8 +68,9 @@ def run_monitor() -> int:
     return Supervisor(settings, count, run_monitor_process).run()
 
 
-def check_partitions(settings: Settings) -> None:
-    """Refuse to start with another REDIS_PARTITIONS than the one Redis holds (when Redis answers already)."""
+def check_store(settings: Settings) -> None:
+    """Raise ConfigurationError for what waiting cannot fix (an untrusted certificate, another REDIS_PARTITIONS
+    than the one Redis holds, a database on a Cluster), when Redis answers already; a parent calls it once."""
     from datafy.errors import StoreUnavailableError
     from datafy.store import Store
 

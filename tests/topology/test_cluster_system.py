@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from datafy.dev.processes import running, start_api, start_monitor, system, wait
 from datafy.dev.receiver import Receiver
 from datafy.keys import KeySpace
 from tests.conftest import TEST_ENV
+from tests.topology.load import Load
 
 pytestmark = pytest.mark.topology
 
@@ -41,32 +41,6 @@ def cluster_env(cluster: LocalCluster, receiver: Receiver, **extra: str) -> dict
 
 def cluster_client(cluster: LocalCluster) -> RedisCluster:
     return RedisCluster.from_url(cluster.url, decode_responses=True)
-
-
-class Load:
-    """Threads that keep sending messages to `users` until stopped, recording every answer in a ledger."""
-
-    def __init__(self, api_url: str, users: list[str], threads: int = 6, ttl: float = 0.5) -> None:
-        self.ledger, self.stop_event = Ledger(), threading.Event()
-        self.threads = [
-            threading.Thread(target=self._send, args=(api_url, users[w::threads], w, ttl)) for w in range(threads)
-        ]
-
-    def _send(self, api_url: str, users: list[str], worker: int, ttl: float) -> None:
-        session, i = requests.Session(), 0
-        while not self.stop_event.is_set():
-            self.ledger.send(session, api_url, users[i % len(users)], f"w{worker}-{i}", ttl=ttl)
-            i += 1
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def test_burst_on_three_primaries_with_two_monitors(cluster: LocalCluster, receiver: Receiver, tmp_path: Path) -> None:

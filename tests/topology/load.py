@@ -1,0 +1,35 @@
+"""Steady load for failover tests: threads that keep sending until stopped, every answer in a ledger."""
+
+from __future__ import annotations
+
+import threading
+
+import requests
+
+from datafy.dev.oracle import Ledger
+
+
+class Load:
+    """Threads that keep sending messages to `users` until stopped, recording every answer in a ledger."""
+
+    def __init__(self, api_url: str, users: list[str], threads: int = 6, ttl: float = 0.5) -> None:
+        self.ledger, self.stop_event = Ledger(), threading.Event()
+        self.threads = [
+            threading.Thread(target=self._send, args=(api_url, users[w::threads], w, ttl)) for w in range(threads)
+        ]
+
+    def _send(self, api_url: str, users: list[str], worker: int, ttl: float) -> None:
+        session, i = requests.Session(), 0
+        while not self.stop_event.is_set():
+            self.ledger.send(session, api_url, users[i % len(users)], f"w{worker}-{i}", ttl=ttl)
+            i += 1
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join()
