@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["ingest", "flush_lag", "delivery", "burst", "outage", "http_floor", "memory", "steady", "polling"]
+BENCHMARKS = [
+    "ingest", "flush_lag", "delivery", "burst", "outage", "http_floor", "memory", "steady", "polling", "topologies",
+]  # fmt: skip
 EXTRA = ["soak"]
 
 

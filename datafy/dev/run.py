@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 
 from dotenv import load_dotenv
 
+from datafy.dev.cluster import LocalCluster
 from datafy.dev.receiver import Receiver
 from datafy.dev.redis_server import PROJECT_ROOT, RedisServer, free_port
+from datafy.dev.sentinel import LocalSentinel
 
 DEMO_RECEIVER_PORT = 8787
 
@@ -26,16 +29,42 @@ def print_batch(batch: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     """Start everything, print where it listens, and stop it all on Ctrl-C."""
     load_dotenv(PROJECT_ROOT / ".env")
     env = dict(os.environ)
+    with ExitStack() as stack:
+        redis_line = start_redis(argv[0] if argv else "", env, stack)
+        return run_system(env, redis_line)
+
+
+def start_redis(topology: str, env: dict[str, str], stack: ExitStack) -> str:
+    """Start the chosen local Redis (one server with its data in .run/redis, a Cluster or a Sentinel set-up),
+    point `env` at it, and return the line that describes it."""
+    if topology == "--cluster":
+        cluster = stack.enter_context(LocalCluster(primaries=3))
+        env["REDIS_URL"] = cluster.url
+        ports = ", ".join(str(node.port) for node in cluster.primaries())
+        return f"a 3-primary Cluster on 127.0.0.1 ports {ports} (data deleted at exit)"
+    if topology == "--sentinel":
+        sentinel = stack.enter_context(LocalSentinel(replicas=1, sentinels=3))
+        env["REDIS_SENTINELS"] = ",".join(f"{host}:{port}" for host, port in sentinel.sentinels)
+        env["REDIS_SENTINEL_MASTER"] = sentinel.master_name
+        return f"a primary on {sentinel.primary.port}, a replica and 3 Sentinels on {env['REDIS_SENTINELS']}"
+    if topology:
+        raise SystemExit(f"unknown option {topology!r}: ./dev run [--cluster | --sentinel]")
     data_dir = PROJECT_ROOT / ".run" / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     port = int(env.get("REDIS_PORT") or 6379)
     redis_server = RedisServer(port=port if _port_free(port) else free_port(), data_dir=str(data_dir))
     redis_server.start()
+    stack.callback(redis_server.stop)
     env["REDIS_URL"] = redis_server.url
+    return f"{redis_server.binary} on 127.0.0.1:{redis_server.port} (data in {data_dir})"
+
+
+def run_system(env: dict[str, str], redis_line: str) -> int:
+    """The API, the monitor and (without WEBHOOK_URL) the demo receiver, until Ctrl-C."""
     receiver = None
     if not env.get("WEBHOOK_URL"):
         receiver = Receiver(port=DEMO_RECEIVER_PORT if _port_free(DEMO_RECEIVER_PORT) else 0, on_batch=print_batch)
@@ -54,7 +83,7 @@ def main() -> int:
     ]  # fmt: skip
     print(
         f"\nredis-datafy is running\n"
-        f"  redis     {redis_server.binary} on 127.0.0.1:{redis_server.port} (data in {data_dir})\n"
+        f"  redis     {redis_line}\n"
         f"  api       http://127.0.0.1:{api_port}/api/message\n"
         f"  webhook   {env['WEBHOOK_URL']}{'  (demo receiver: batches are printed here)' if receiver else ''}\n"
         f"  api key   {key or '(none: INGEST_AUTH=off)'}\n"
@@ -85,7 +114,6 @@ def main() -> int:
                 child.kill()
         if receiver:
             receiver.stop()
-        redis_server.stop()
     return 0
 
 
@@ -107,4 +135,4 @@ def _port_free(port: int) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,45 @@
+"""`./dev run` (the README's first command) and `./dev run --cluster`: a curl'd message comes out as a batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from datafy.dev.processes import PROJECT_ROOT
+from datafy.dev.redis_server import free_port
+
+pytestmark = pytest.mark.topology
+
+
+@pytest.mark.parametrize("option", [[], ["--cluster"]], ids=["single", "cluster"])
+def test_dev_run_prints_the_batch_of_a_curled_message(option: list[str], tmp_path: Path) -> None:
+    port, user = free_port(), f"55119{time.time_ns() % 10**8:08d}"  # .run/redis may hold earlier chats
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PORT": str(port), "INGEST_AUTH": "off",
+           "REDIS_PORT": str(free_port()), "WEBHOOK_URL": ""}  # fmt: skip
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        run = subprocess.Popen([sys.executable, "-m", "datafy.dev.run", *option], cwd=PROJECT_ROOT, env=env,
+                               stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "redis-datafy is running" not in log.read_text() or "subscribed to" not in log.read_text():
+            assert run.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        reply = requests.post(f"http://127.0.0.1:{port}/api/message",
+                              json={"user": user, "message": "oi", "ttl": 0.5}, timeout=10)  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        while f"--- batch for user '{user}': 1 message(s)" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        if option:
+            assert "a 3-primary Cluster" in log.read_text() and "redis mode=cluster" in log.read_text()
+    finally:
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=40) == 0, log.read_text()[-3000:]
