@@ -15,7 +15,8 @@ from redis.crc import key_slot
 from datafy.dev.cluster import LocalCluster
 from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, delivered_messages
 from datafy.dev.processes import running, start_api, start_monitor, system, wait_log
-from datafy.dev.receiver import Receiver
+from datafy.dev.receiver import Receiver, Reply
+from datafy.dev.redis_server import wait_until
 from datafy.keys import KeySpace
 from tests.conftest import TEST_ENV
 from tests.topology.load import Load
@@ -159,3 +160,27 @@ def pool_send(ledger: Ledger, api_url: str, users: list[str]) -> list[int]:
     session = requests.Session()
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(lambda user: ledger.send(session, api_url, user, "oi", ttl=0.3), users))
+
+
+def test_admin_listings_page_across_primaries(cluster: LocalCluster, receiver: Receiver, tmp_path: Path) -> None:
+    receiver.behaviour = lambda batch, nth: Reply(status=410) if batch["user"].startswith("dead") else Reply()
+    with system(cluster_env(cluster, receiver), tmp_path) as (api, _monitor):
+        url, session = api.extra["url"], requests.Session()
+        session.headers["Authorization"] = f"Bearer {TEST_ENV['ADMIN_API_KEY']}"
+        for i in range(30):  # deadlines 1 ms apart, spread over every primary
+            assert session.post(f"{url}/api/message", json={"user": f"wait{i}", "message": "oi", "ttl": 60 + i / 1000})
+        pages = [session.get(f"{url}/api/chats", params={"offset": o, "limit": 7}).json() for o in range(0, 35, 7)]
+        assert {page["total"] for page in pages} == {30}
+        assert [c["user"] for page in pages for c in page["chats"]] == [f"wait{i}" for i in range(30)]
+        for i in range(12):
+            session.post(f"{url}/api/message", json={"user": f"dead{i}", "message": "oi", "ttl": 0.1})
+        wait_until(lambda: session.get(f"{url}/api/dead-letters").json()["total"] == 12, 20, "12 dead letters")
+        pages = [session.get(f"{url}/api/dead-letters", params={"offset": o, "limit": 5}).json() for o in (0, 5, 10)]
+        letters = [letter for page in pages for letter in page["dead_letters"]]
+        assert sorted(letter["user"] for letter in letters) == sorted(f"dead{i}" for i in range(12))
+        receiver.behaviour = lambda batch, nth: Reply()
+        replayed, deleted = letters[0]["batch_id"], letters[1]["batch_id"]
+        assert session.post(f"{url}/api/dead-letters/{replayed}/replay").status_code == 200
+        assert session.delete(f"{url}/api/dead-letters/{deleted}").status_code == 200
+        assert receiver.wait_for(lambda r: any(b["batch_id"] == replayed for b in r.delivered), timeout=15)
+        assert session.get(f"{url}/api/dead-letters").json()["total"] == 10
