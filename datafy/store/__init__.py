@@ -6,6 +6,7 @@ store.outbox         sealed batches: lease, acknowledge, retry, bury
 store.dead_letters   batches that could not be delivered: list, replay, delete, trim
 store.breaker        the receiver's circuit breaker, shared by every monitor, and the catch-up after it
 store.monitors       the monitor processes alive, which share the partitions among them
+store.views          cheap counts of the whole system (status, dashboard, metrics)
 store.expiry         expired-key events of the timers, from every primary
 store.topology       the client for the chosen mode: one server, Sentinel or Cluster, over TLS or not
 """
@@ -23,8 +24,9 @@ from datafy.store.dead_letters import DeadLetter, DeadLetters, is_batch_id
 from datafy.store.expiry import ExpirySubscription
 from datafy.store.monitors import Monitors
 from datafy.store.outbox import Outbox
+from datafy.store.views import Counts, Views
 
-__all__ = ["ChatSnapshot", "DeadLetter", "ExpirySubscription", "Store", "is_batch_id", "new_batch_id"]
+__all__ = ["ChatSnapshot", "Counts", "DeadLetter", "ExpirySubscription", "Store", "is_batch_id", "new_batch_id"]
 
 
 class Store:
@@ -37,6 +39,7 @@ class Store:
         self.outbox = Outbox(self.connection, self.dead_letters)
         self.breaker = Breaker(self.connection, settings.webhook_url, settings.webhook_timeout)
         self.monitors = Monitors(self.connection)
+        self.views = Views(self.connection)
 
     @property
     def settings(self) -> Settings:
