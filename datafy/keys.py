@@ -20,6 +20,8 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:partitions             string  REDIS_PARTITIONS, fixed at first start
     {prefix}:{{monitors}}           zset    monitor process id -> its last beat ms (members expire by score)
     {prefix}:{{monitors}}:{id}      hash    one monitor process: host, pid, version, started, in flight (expires)
+    {prefix}:{{stats}}:{minute}     hash    deliveries, retries, dead letters and the arrival-lag histogram of one
+                                    minute (minute: unix seconds of its start; expires after 16 minutes)
 
 `p` is crc32(user) % REDIS_PARTITIONS (16 unless set). The user id is kept verbatim after the last fixed
 segment: the hash tag is the first `{...}` in the key, so braces or colons in a user id can neither move nor
@@ -132,6 +134,10 @@ class KeySpace:
     def monitor(self, monitor_id: str) -> str:
         """The record of one monitor process."""
         return f"{self.prefix}:{{monitors}}:{monitor_id}"
+
+    def stats(self, minute: int) -> str:
+        """The delivery figures of the minute starting at unix second `minute`; every minute shares one slot."""
+        return f"{self.prefix}:{{stats}}:{minute}"
 
     def receiver(self, webhook_url: str) -> str:
         """The breaker of one webhook URL, shared by every monitor delivering to it (the URL may hold secrets)."""

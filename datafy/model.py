@@ -77,6 +77,7 @@ class AppendResult:
     sequence: int | None = None
     sealed: SealedBatch | None = None  # the open batch the byte cap closed first, if any
     retry_after_ms: int = 0  # rate_limited or full: when to try again
+    reason: str = ""  # flushed: why (request, keyword, max_messages, max_wait)
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,16 @@ class FlushedBatch:
     user: str
     sequence: int
     count: int
+    reason: str = ""  # ttl, max_wait or manual
 
 
 def webhook_body(record_json: str) -> dict[str, Any]:
     """The webhook payload of a sealed batch: the original format plus the added fields."""
-    record = json.loads(record_json)
+    return webhook_body_of(json.loads(record_json))
+
+
+def webhook_body_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload of a sealed batch's decoded record."""
     items = [_item_out(received_ms, item) for received_ms, item in record["items"]]
     messages = [item["message"] for item in items]
     texts = [

@@ -80,8 +80,9 @@ def all_acked_delivered(ledger: Ledger):
 
 
 def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
-    """Every key of ours in Redis but the deployment's own (the partition count, the monitors' beats)."""
-    deployment = (f"{prefix}:partitions", f"{prefix}:{{monitors}}")
+    """Every key of ours in Redis but the deployment's own (the partition count, the monitors' beats, the
+    per-minute delivery figures)."""
+    deployment = (f"{prefix}:partitions", f"{prefix}:{{monitors}}", f"{prefix}:{{stats}}")
     return sorted(key for key in client.scan_iter(f"{prefix}:*") if not key.startswith(deployment))
 
 

@@ -14,11 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datafy.config import Settings
-from datafy.model import Claim, epoch_of, webhook_body
+from datafy.model import Claim, epoch_of, webhook_body_of
 from datafy.signing import Signer
 from datafy.webhook import DeliveryResult, WebhookClient
 
@@ -36,6 +36,13 @@ class Sent:
     sequence: int = 0
     messages: int = 0
     reason: str = ""
+    due_ms: int = 0  # the deadline the batch was sealed for (Redis's clock); 0: unknown
+    finished_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when the POST ended
+
+    @property
+    def lag_ms(self) -> float | None:
+        """Arrival at the receiver minus the batch's deadline, or None when the deadline is unknown."""
+        return float(self.finished_ms - self.due_ms) if self.due_ms else None
 
 
 class Sender:
@@ -108,13 +115,15 @@ class Sender:
         """One attempt; whatever happens, it ends in exactly one Sent, so no slot is ever lost."""
         assert self._client is not None
         try:
-            body = webhook_body(claim.body)
+            record = json.loads(claim.body)
+            body = webhook_body_of(record)
             if not claim.replayed and self._expired(body):
                 result = DeliveryResult(False, None, EXPIRED, False, None, 0.0)
             else:
                 payload = json.dumps(body, ensure_ascii=False).encode()
                 result = await self._client.send_batch(payload, claim.batch_id)
-            sent = Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"])
+            due_ms = int(record.get("due_ms") or record["sealed_ms"])  # batches sealed before 1.1 have no due_ms
+            sent = Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"], due_ms)
         except asyncio.CancelledError:  # stopping: the lease hands the batch on
             raise
         except Exception as exc:  # a stored batch we cannot read, or a bug: not the receiver's fault

@@ -34,10 +34,12 @@ local function seal(user, user_json, batch_id, reason, now, seq_ttl)
       info[name] = meta[i + 1]
     end
   end
+  -- The deadline it was sealed for (now for a batch closed early), from which its arrival lag is measured.
+  local due = math.min(tonumber(redis.call('ZSCORE', KEYS[7], user)) or now, now)
   local sequence = redis.call('INCR', KEYS[4])
   redis.call('EXPIRE', KEYS[4], seq_ttl)
   local body = '{"batch_id":"' .. batch_id .. '","user":' .. user_json .. ',"sequence":' .. sequence
-    .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now
+    .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now .. ',"due_ms":' .. due
     .. ',"first_ms":' .. (info.first_ms or now) .. ',"last_ms":' .. (info.last_ms or now)
     .. ',"metadata":{' .. table.concat(fields, ',') .. '},"items":[' .. table.concat(items, ',') .. ']}'
   redis.call('HSET', KEYS[6], batch_id, body)

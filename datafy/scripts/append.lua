@@ -11,7 +11,7 @@
 -- Reply: {'duplicate', count, deadline_ms (0: nothing pending)}
 --      | {'buffered', count, deadline_ms} or, when the byte cap closed the open batch first,
 --        {'buffered', count, deadline_ms, sealed batch_id, its sequence, its count}
---      | {'flushed', count, batch_id, sequence, now_ms}
+--      | {'flushed', count, batch_id, sequence, now_ms, flush_reason}
 --      | {'rate_limited', retry_after_ms} | {'full', retry_after_ms}: nothing stored (429)
 assert(#KEYS == 10, 'append: 10 keys')
 assert(#ARGV >= 18 and #ARGV % 2 == 0, 'append: 18 arguments plus metadata pairs')
@@ -89,7 +89,7 @@ redis.call('HSET', KEYS[2], unpack(fields))
 
 if flush_reason ~= '' then
   local sealed = seal(user, user_json, batch_id, flush_reason, now, seq_ttl)
-  return {'flushed', sealed[2], batch_id, sealed[1], now}
+  return {'flushed', sealed[2], batch_id, sealed[1], now, flush_reason}
 end
 redis.call('SET', KEYS[3], '1', 'PX', deadline - now)
 redis.call('ZADD', KEYS[7], deadline, user)

@@ -7,6 +7,7 @@ store.dead_letters   batches that could not be delivered: list, replay, delete, 
 store.breaker        the receiver's circuit breaker, shared by every monitor, and the catch-up after it
 store.monitors       the monitor processes alive, which share the partitions among them
 store.views          cheap counts of the whole system (status, dashboard, metrics)
+store.stats          per-minute delivery figures: deliveries, retries, dead letters, arrival-lag histogram
 store.expiry         expired-key events of the timers, from every primary
 store.topology       the client for the chosen mode: one server, Sentinel or Cluster, over TLS or not
 """
@@ -24,6 +25,7 @@ from datafy.store.dead_letters import DeadLetter, DeadLetters, is_batch_id
 from datafy.store.expiry import ExpirySubscription
 from datafy.store.monitors import Monitors
 from datafy.store.outbox import Outbox
+from datafy.store.stats import Stats
 from datafy.store.views import Counts, Views
 
 __all__ = ["ChatSnapshot", "Counts", "DeadLetter", "ExpirySubscription", "Store", "is_batch_id", "new_batch_id"]
@@ -40,6 +42,7 @@ class Store:
         self.breaker = Breaker(self.connection, settings.webhook_url, settings.webhook_timeout)
         self.monitors = Monitors(self.connection)
         self.views = Views(self.connection)
+        self.stats = Stats(self.connection)
 
     @property
     def settings(self) -> Settings:

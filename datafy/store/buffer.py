@@ -74,7 +74,9 @@ class Buffer:
         if status in ("rate_limited", "full"):
             return AppendResult(status, 0, retry_after_ms=int(reply[1]))
         if status == "flushed":
-            return AppendResult("flushed", int(reply[1]), int(reply[4]), batch_id=reply[2], sequence=int(reply[3]))
+            reason = reply[5] if len(reply) > 5 else ""
+            return AppendResult("flushed", int(reply[1]), int(reply[4]), batch_id=reply[2], sequence=int(reply[3]),
+                                reason=reason)  # fmt: skip
         if len(reply) > 3:  # the byte cap sealed the open batch before this message started the next one
             sealed = SealedBatch(reply[3], int(reply[4]), int(reply[5]), "max_bytes")
             return AppendResult(status, int(reply[1]), flush_at_ms=int(reply[2]), sealed=sealed)
@@ -91,7 +93,7 @@ class Buffer:
         """Seal a user's open batch now, whatever its deadline; None when nothing is open."""
         with redis_errors():
             reply = self.connection.run("flush", self._user_keys(user), self._flush_args(user, reason))
-        return FlushedBatch(user, int(reply[1]), int(reply[2])) if reply[0] == 1 else None
+        return FlushedBatch(user, int(reply[1]), int(reply[2]), reason) if reply[0] == 1 else None
 
     def discard(self, user: str) -> list[tuple[int, dict[str, Any]]]:
         """Drop a user's open batch; returns the dropped entries (received ms, stored item)."""
@@ -139,7 +141,9 @@ class Buffer:
             calls = [("flush", self._user_keys(user), self._flush_args(user, "")) for user in candidates]
             replies = self.connection.per_user(candidates, self.connection.run_many(calls), "flush")
         return [
-            FlushedBatch(u, int(r[1]), int(r[2])) for u, r in zip(candidates, replies, strict=True) if r and r[0] == 1
+            FlushedBatch(u, int(r[1]), int(r[2]), r[3])
+            for u, r in zip(candidates, replies, strict=True)
+            if r and r[0] == 1
         ]
 
     def _due(self, user: str) -> str:
