@@ -39,3 +39,30 @@ accesslog = _env("GUNICORN_ACCESS_LOG", "") or None
 logger_class = "datafy.http.access_log.RedactingLogger"  # ?key= and hub.verify_token never reach a log line
 errorlog = "-"
 control_socket_disable = True  # several gunicorns may share a machine (tests, bench); we do not use gunicornc
+
+
+# Prometheus multiprocess mode (datafy/metrics.py): every worker writes its figures to PROMETHEUS_MULTIPROC_DIR,
+# and /metrics adds them up. The master points the variable at an emptied directory before any worker starts
+# (so before any process imports prometheus_client); workers inherit it.
+_metrics_dir: list[Path] = []
+
+
+def on_starting(server: object) -> None:
+    from datafy import metrics_dir
+
+    directory, made = metrics_dir.prepare(_settings.metrics_dir, "api")
+    if made:
+        _metrics_dir.append(directory)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    from datafy import metrics_dir
+
+    for directory in _metrics_dir:
+        metrics_dir.remove(directory)

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
 from flask import Flask
@@ -15,6 +16,9 @@ from flask import Flask
 from datafy.config import Settings
 from datafy.errors import ConfigurationError
 from datafy.log import configure_logging
+
+if TYPE_CHECKING:
+    from datafy.monitor.exporter import Exporter
 
 log = logging.getLogger("datafy")
 
@@ -50,11 +54,15 @@ def api_app() -> Flask:
 
 
 def run_monitor() -> int:
-    """Run the monitor until SIGTERM/SIGINT: one process per CPU (MONITOR_PROCESSES), supervised by this one."""
+    """Run the monitor until SIGTERM/SIGINT: one process per CPU (MONITOR_PROCESSES), supervised by this one,
+    which also serves their metrics on METRICS_PORT."""
+    from datafy import metrics_dir
+
+    settings = load_settings()
+    directory, made = metrics_dir.prepare(settings.metrics_dir, "monitor")  # before prometheus_client is imported
     from datafy.monitor import Monitor, health
     from datafy.monitor.supervisor import Supervisor
 
-    settings = load_settings()
     try:
         Monitor.validate(settings)
         check_store(settings)
@@ -63,9 +71,32 @@ def run_monitor() -> int:
         return 2
     count = monitor_processes(settings)
     health.reset()
-    if count == 1:
-        return run_monitor_process(settings, 0)
-    return Supervisor(settings, count, run_monitor_process).run()
+    exporter = start_exporter(settings)
+    try:
+        if count == 1:
+            return run_monitor_process(settings, 0)
+        return Supervisor(settings, count, run_monitor_process).run()
+    finally:
+        if exporter is not None:
+            exporter.stop()
+        if made:
+            metrics_dir.remove(directory)
+
+
+def start_exporter(settings: Settings) -> Exporter | None:
+    """The container's metrics endpoint on METRICS_PORT (None when 0). A port already taken is logged and
+    skipped: metrics are not worth stopping deliveries for."""
+    from datafy.monitor.exporter import Exporter
+    from datafy.store import Store
+
+    if not settings.metrics_port:
+        return None
+    try:
+        return Exporter(settings, Store(settings)).start()
+    except OSError as exc:
+        log.error("no metrics: cannot listen on %s:%d (METRICS_PORT): %s", settings.metrics_host,
+                  settings.metrics_port, exc)  # fmt: skip
+        return None
 
 
 def check_store(settings: Settings) -> None:

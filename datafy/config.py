@@ -6,6 +6,7 @@ import os
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 from datafy.env import EnvReader, parse_duration, parse_switch
@@ -62,6 +63,11 @@ class Settings:
     ingest_auth: bool = True  # False only by an explicit INGEST_AUTH=off
     log_level: str = "INFO"
     log_format: str = "text"
+    # --- Metrics (datafy/metrics.py) ---
+    metrics_port: int = 9464  # the monitor's Prometheus endpoint; 0: off
+    metrics_host: str = "0.0.0.0"  # HOST: where the monitor's endpoint listens
+    metrics_tokens: tuple[str, ...] = ()  # METRICS_TOKEN: Bearer token(s) a scrape must send
+    metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR; empty: a temporary directory per run
     # --- Sources: native gateway webhooks (datafy/sources/, routes in datafy/http/sources.py) ---
     evolution_jwt_secret: str = ""  # set: a Bearer HS256 JWT signed with it (Evolution's jwt_key) also opens them
     evolution_from_me: str = "ignore"  # "discard": the business's own message discards the pending batch
@@ -141,6 +147,11 @@ class Settings:
             ingest_auth=reader.get("INGEST_AUTH", parse_switch, True),
             log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
             log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
+            # --- Metrics ---
+            metrics_port=reader.get("METRICS_PORT", int, 9464, minimum=0, maximum=65535),
+            metrics_host=env.get("HOST", "").strip() or "0.0.0.0",
+            metrics_tokens=_keys(env.get("METRICS_TOKEN", "")),
+            metrics_dir=reader.get("PROMETHEUS_MULTIPROC_DIR", _writable_dir, ""),
             # --- Sources ---
             evolution_jwt_secret=_jwt_secret(env.get("EVOLUTION_JWT_SECRET", "").strip()),
             evolution_from_me=reader.get(
@@ -229,6 +240,19 @@ def _db_from_url(url: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"REDIS_URL names a database {raw!r} that is not a number") from None
+
+
+def _writable_dir(text: str) -> str:
+    """A directory this process may write to (made when missing), for prometheus-client's files."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise ConfigurationError(f"PROMETHEUS_MULTIPROC_DIR={text!r} is not a directory this process can write to")
+    return str(path)
 
 
 # --- Sources -------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ TEST_ENV = {
     "DELIVERY_VISIBILITY_TIMEOUT": "5",
     "WEBHOOK_RETRY_SCHEDULE": "0.2s,0.2s,0.2s",
     "FLUSH_POLL_INTERVAL": "0.05",
+    "METRICS_PORT": "0",  # tests run many monitors at once; the metrics tests give theirs a free port
 }
 
 

@@ -29,13 +29,25 @@ def print_batch(batch: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
+STATUS_ENV = PROJECT_ROOT / ".run" / "dev-run.env"
+
+
 def main(argv: list[str]) -> int:
     """Start everything, print where it listens, and stop it all on Ctrl-C."""
     load_dotenv(PROJECT_ROOT / ".env")
     env = dict(os.environ)
     with ExitStack() as stack:
         redis_line = start_redis(argv[0] if argv else "", env, stack)
+        remember_redis(env, stack)
         return run_system(env, redis_line)
+
+
+def remember_redis(env: dict[str, str], stack: ExitStack) -> None:
+    """Where this run's Redis is, in .run/dev-run.env while it runs, so that `./dev status` finds it."""
+    names = ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER")
+    STATUS_ENV.parent.mkdir(parents=True, exist_ok=True)
+    STATUS_ENV.write_text("".join(f"{name}={env[name]}\n" for name in names if env.get(name)))
+    stack.callback(STATUS_ENV.unlink, missing_ok=True)
 
 
 def start_redis(topology: str, env: dict[str, str], stack: ExitStack) -> str:
@@ -76,6 +88,7 @@ def run_system(env: dict[str, str], redis_line: str) -> int:
     key_header = f"-H 'X-API-Key: {key}' " if key else ""
     api_port = env.get("PORT", "5000")
     env.setdefault("WEB_CONCURRENCY", "2")
+    env.setdefault("HOST", "127.0.0.1")  # the monitor's metrics (METRICS_PORT) stay on this machine
     children = [
         subprocess.Popen([sys.executable, "-m", "gunicorn", "api:app", "--bind", f"127.0.0.1:{api_port}"],
                          cwd=PROJECT_ROOT, env=env),
@@ -89,6 +102,7 @@ def run_system(env: dict[str, str], redis_line: str) -> int:
         f"  api key   {key or '(none: INGEST_AUTH=off)'}\n"
         f"Try:  curl -s localhost:{api_port}/api/message {key_header}-H 'Content-Type: application/json' "
         f"""-d '{{"user": "5511999999999", "message": "oi", "ttl": 3}}'\n"""
+        f"State: ./dev status   Metrics: http://127.0.0.1:{env.get('METRICS_PORT') or 9464}/metrics (monitor)\n"
         f"Ctrl-C stops everything.\n",
         flush=True,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from datafy import metrics
 from datafy.errors import ApiError
 from datafy.http import app as current
 from datafy.http.auth import require_admin_key
@@ -92,6 +93,7 @@ def flush_chat(user: str) -> Response:
     flushed = current.store().buffer.flush(user, reason="manual")
     if flushed is None:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
+    metrics.count_sealed(["manual"])
     log.info("manual flush user=%s count=%d", user, flushed.count)
     return jsonify({"success": True, "user": user, "flushed": flushed.count, "sequence": flushed.sequence})
 

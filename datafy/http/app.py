@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app, request
 from werkzeug.routing import PathConverter
 
+from datafy import metrics
 from datafy.config import Settings
-from datafy.http import admin, errors, ingest, sources
+from datafy.http import admin, errors, ingest, sources, status
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(sources.bp)
+    app.register_blueprint(status.bp)
     errors.register(app)
+    app.after_request(_count_refused_message)
+    metrics.init_api()
     return app
+
+
+MESSAGE_ENDPOINTS = frozenset({"ingest.append_message", "sources.evolution", "sources.whatsapp"})
+
+
+def _count_refused_message(response: Response) -> Response:
+    """A message route that answered 4xx or 5xx: the message was rejected (or could not be stored)."""
+    if response.status_code >= 400 and request.endpoint in MESSAGE_ENDPOINTS and request.method == "POST":
+        metrics.count_rejected(response.status_code)
+    return response
 
 
 class ChatIdConverter(PathConverter):

@@ -7,6 +7,7 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
+from datafy import metrics
 from datafy.errors import ApiError
 from datafy.http import app as current
 from datafy.http.auth import require_key
@@ -30,6 +31,7 @@ def append_message() -> Response:
     result = current.store().buffer.append(msg)
     if result.status in ("rate_limited", "full"):
         raise limit_error(result.status, result.retry_after_ms)
+    metrics.count_append(result)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
     flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
     reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}

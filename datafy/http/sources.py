@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, request
 
+from datafy import metrics
 from datafy.config import Settings
 from datafy.errors import ApiError
 from datafy.http import app as current
@@ -147,6 +148,7 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int) -> dict
     result = store.buffer.append(msg)
     if result.status in ("rate_limited", "full"):
         raise limit_error(result.status, result.retry_after_ms)
+    metrics.count_append(result)
     reply: dict[str, Any] = {
         "status": "duplicate" if result.status == "duplicate" else "buffered",
         "user": msg.user,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from urllib.parse import urlsplit
 
-from datafy import __version__
+from datafy import __version__, metrics
 from datafy.checks import check_redis
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
@@ -135,7 +135,8 @@ class Monitor:
         """Tell Redis this process is alive, and take this process's share of the partitions."""
         self.last_beat = time.monotonic()
         record = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
-                  "started_ms": int(self.started * 1000), "in_flight": self.in_flight}  # fmt: skip
+                  "started_ms": int(self.started * 1000), "in_flight": self.in_flight,
+                  "receiver": self.store.breaker.key}  # fmt: skip
         self.assignment.update(self.store.monitors.beat(self.id, record), self.id)
 
     def _drain(self) -> int:
@@ -197,6 +198,7 @@ class Flusher(threading.Thread):
         flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, polled)
         if flushed:
             self.on_sealed()
+            metrics.count_sealed(batch.reason for batch in flushed)
         for batch in flushed:
             log.debug("flushed user=%s seq=%d messages=%d", batch.user, batch.sequence, batch.count)
 

@@ -1,9 +1,12 @@
-"""Recording delivery attempts: reschedule or dead-letter the failed ones, and log one line for each attempt."""
+"""Recording delivery attempts: reschedule or dead-letter the failed ones, log one line for each attempt, and
+count them (Prometheus, and the per-minute figures in Redis that /api/status reads)."""
 
 from __future__ import annotations
 
 import logging
+import time
 
+from datafy import metrics
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
 from datafy.monitor.breaker import receiver_failed
@@ -20,19 +23,41 @@ class Recorder:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
+        self.retries = 0  # failures recorded since the last write of the per-minute figures
+        self.dead_letters = 0
 
     def delivered(self, attempts: list[Sent]) -> None:
-        """Log the attempts whose acknowledgement Redis took (the caller acknowledged them with its claims)."""
+        """Log and count the attempts whose acknowledgement Redis took (the caller acknowledged them with its
+        claims), and add the round's figures to the minute's in Redis: one round trip per round, if any."""
+        lags = []
         for sent in attempts:
             log.info(
                 "delivered %s messages=%d reason=%s status=%d ms=%.0f",
                 _ids(sent), sent.messages, sent.reason, sent.result.status, sent.result.duration_ms,
             )  # fmt: skip
+            metrics.DELIVERY_ATTEMPTS.labels("delivered").inc()
+            metrics.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
+            if sent.lag_ms is not None:
+                metrics.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
+                lags.append(sent.lag_ms)
+        self._record_figures(lags)
+
+    def _record_figures(self, lags: list[float]) -> None:
+        if not (lags or self.retries or self.dead_letters):
+            return
+        minute = int(time.time()) // 60 * 60
+        try:
+            self.store.stats.record(minute, lags, self.retries, self.dead_letters)
+        except StoreUnavailableError as exc:  # figures are not worth holding deliveries up: these are lost
+            log.debug("could not record the delivery figures: %s", exc)
+        self.retries = self.dead_letters = 0
 
     def failed(self, attempts: list[Sent], counted: bool = True) -> None:
         """Reschedule or dead-letter each failed attempt; if Redis cannot take it, its lease runs out instead.
         Attempts not `counted` (the receiver is down) are rescheduled, never dead-lettered for running out."""
         for sent in attempts:
+            if sent.result.status is not None or sent.result.error != EXPIRED:  # an expired batch was not POSTed
+                metrics.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
             try:
                 self._record_failure(sent, counted)
             except StoreUnavailableError as exc:
@@ -49,12 +74,16 @@ class Recorder:
         delay = retry_delay(attempt, schedule, result.retry_after)
         if result.retryable and delay is not None:
             if self.store.outbox.retry(claim, delay, result.status, result.error, counted):
+                metrics.DELIVERY_ATTEMPTS.labels("retry").inc()
+                self.retries += 1
                 log.warning("delivery failed, retrying %s error=%r in=%.1fs", _ids(sent), result.error, delay)
             return
         reasons = {True: "retries_exhausted", False: "not_retryable"}
         reason = "expired" if result.error == EXPIRED else reasons[result.retryable]
         moved, trimmed = self.store.outbox.bury(claim, result.status, result.error, reason)
         if moved:
+            metrics.DELIVERY_ATTEMPTS.labels("dead_letter").inc()
+            self.dead_letters += 1
             log.error("dead-lettered %s error=%r reason=%s", _ids(sent), result.error, reason)
         if trimmed:
             log.error("DEAD_LETTER_MAX reached: dropped %d oldest dead letter(s)", trimmed)

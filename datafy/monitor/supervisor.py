@@ -19,6 +19,7 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from datafy import metrics
 from datafy.config import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Supervisor:
             if process.is_alive():
                 continue
             if slot not in self.restart_at:
+                metrics.mark_process_dead(process.pid or 0)
                 lived = now - self.started[slot]
                 delay = 0.0 if lived >= HEALTHY_LIFE_SECONDS else max(1.0, self.restart_delay[slot] * 2)
                 self.restart_delay[slot] = min(delay, MAX_RESTART_DELAY_SECONDS)
@@ -101,6 +103,7 @@ class Supervisor:
                 log.warning("monitor process %d did not stop in time; killing it", slot)
                 process.kill()
                 process.join()
+            metrics.mark_process_dead(process.pid or 0)
         log.info("all monitor processes stopped")
 
 

@@ -62,3 +62,20 @@ class Breaker:
         with redis_errors():
             replies = self.connection.run_many([("catch_up", [part.ready, part.retrying], []) for part in parts])
         return sum(checked(replies))
+
+
+@dataclass(frozen=True)
+class ReceiverView:
+    """The breaker as stored, for the status: failures in a row, open since (0: closed), no request before."""
+
+    failures: int
+    open_since_ms: int
+    paused_until_ms: int
+
+
+def read_receiver(connection: Connection, key: str) -> ReceiverView:
+    """The stored state of the breaker at `key` (a receiver nobody delivered to lately reads as closed)."""
+    with redis_errors():
+        raw = connection.client.hmget(key, "failures", "open_since_ms", "pause_until_ms", "probe_at_ms")
+    failures, open_since, pause_until, probe_at = (int(value or 0) for value in raw)
+    return ReceiverView(failures, open_since, max(pause_until, probe_at) if open_since else pause_until)
