@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from datafy.cli import load_settings
@@ -26,6 +27,11 @@ def show_status(as_json: bool) -> int:
     from datafy.store import Store
 
     settings = load_settings()
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    for handler in root.handlers:  # stdout is the status (and --json must stay JSON): log lines go to stderr
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     store = Store(settings)
     try:
         state = gather(store)

@@ -54,6 +54,7 @@ class Monitor:
         self.id = f"{socket.gethostname()}-{os.getpid()}"
         self.started = time.time()
         self.last_beat = -BEAT_EVERY_SECONDS
+        metrics.init_monitor()
 
     @staticmethod
     def validate(settings: Settings) -> None:
