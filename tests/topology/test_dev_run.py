@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -40,6 +42,18 @@ def test_dev_run_prints_the_batch_of_a_curled_message(option: list[str], tmp_pat
             time.sleep(0.1)
         if option:
             assert "a 3-primary Cluster" in log.read_text() and "redis mode=cluster" in log.read_text()
+        # ./dev status finds this run's Redis (.run/dev-run.env) and sees the batch delivered
+        status_env = {**runpy.run_path(str(PROJECT_ROOT / "dev"))["dev_run_env"](), "PYTHONPATH": str(PROJECT_ROOT)}
+        assert "REDIS_URL" in status_env or "REDIS_SENTINELS" in status_env
+        for _ in range(10):  # the monitor counts a delivery in the round after the receiver answered
+            printed = subprocess.run([sys.executable, "-m", "datafy", "status", "--json"], cwd=PROJECT_ROOT,
+                                     env=status_env, capture_output=True, text=True, timeout=30)  # fmt: skip
+            assert printed.returncode == 0, printed.stderr
+            status = json.loads(printed.stdout)
+            if status["deliveries"]["last_15_minutes"]["delivered"] >= 1:
+                break
+        assert status["monitors"]["alive"] >= 1 and status["deliveries"]["last_15_minutes"]["delivered"] >= 1
     finally:
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=40) == 0, log.read_text()[-3000:]
+    assert not (PROJECT_ROOT / ".run" / "dev-run.env").exists(), "./dev status would find a Redis that is gone"
