@@ -24,7 +24,7 @@ def test_status_counts_chats_monitors_and_deliveries(client: FlaskClient, store:
     store.monitors.beat("host-1", {"host": "host", "pid": 11, "version": "1.0.0", "started_ms": 1_000,
                                    "in_flight": 3})  # fmt: skip
     now_ms = int(time.time() * 1000)
-    store.stats.record(now_ms // 60_000 * 60, [40, 40, 900])
+    store.stats.record(now_ms // 60_000 * 60, 3, [40, 40, 900])
 
     body = client.get("/api/status", headers=ADMIN).get_json()
     assert list(body) == ["success", "at", "chats", "batches", "dead_letters", "monitors", "receiver", "deliveries"]
@@ -46,8 +46,8 @@ def test_status_counts_chats_monitors_and_deliveries(client: FlaskClient, store:
 
 def test_the_minute_before_counts_for_its_share_of_the_last_60_seconds(store: Store) -> None:
     minute = 1_790_000_040 // 60 * 60
-    store.stats.record(minute - 60, [100] * 10)
-    store.stats.record(minute, [100] * 2)
+    store.stats.record(minute - 60, 10, [100] * 10)
+    store.stats.record(minute, 2, [100] * 2)
     quarter_in = (minute + 15) * 1000  # 45 s of the minute before are still within the last 60 s
     deliveries = gather(store, quarter_in)["deliveries"]
     assert deliveries["last_minute"]["delivered"] == 2 + round(10 * 0.75)

@@ -40,14 +40,14 @@ class Recorder:
             if sent.lag_ms is not None:
                 metrics.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
                 lags.append(sent.lag_ms)
-        self._record_figures(lags)
+        self._record_figures(len(attempts), lags)
 
-    def _record_figures(self, lags: list[float]) -> None:
-        if not (lags or self.retries or self.dead_letters):
+    def _record_figures(self, delivered: int, lags: list[float]) -> None:
+        if not (delivered or self.retries or self.dead_letters):
             return
         minute = int(time.time()) // 60 * 60
         try:
-            self.store.stats.record(minute, lags, self.retries, self.dead_letters)
+            self.store.stats.record(minute, delivered, lags, self.retries, self.dead_letters)
         except StoreUnavailableError as exc:  # figures are not worth holding deliveries up: these are lost
             log.debug("could not record the delivery figures: %s", exc)
         self.retries = self.dead_letters = 0

@@ -41,8 +41,9 @@ class Sent:
 
     @property
     def lag_ms(self) -> float | None:
-        """Arrival at the receiver minus the batch's deadline, or None when the deadline is unknown."""
-        return float(self.finished_ms - self.due_ms) if self.due_ms else None
+        """Arrival at the receiver minus the batch's deadline; None when unknown, or for a replayed dead letter
+        (delivered when an operator asked, not late)."""
+        return float(self.finished_ms - self.due_ms) if self.due_ms and not self.claim.replayed else None
 
 
 class Sender:

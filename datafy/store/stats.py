@@ -74,14 +74,17 @@ class Stats:
         self.connection = connection
         self.keys = connection.keys
 
-    def record(self, minute: int, lags_ms: Iterable[float], retries: int = 0, dead_letters: int = 0) -> None:
-        """Add one round's outcomes to the minute starting at unix second `minute`, in one round trip."""
+    def record(
+        self, minute: int, delivered: int, lags_ms: Iterable[float] = (), retries: int = 0, dead_letters: int = 0
+    ) -> None:
+        """Add one round's outcomes to the minute starting at unix second `minute`, in one round trip. `lags_ms`
+        holds the lag of the deliveries that have one (a replayed dead letter has none worth counting)."""
         counts: dict[str, int] = {}
         for lag in lags_ms:
-            counts["delivered"] = counts.get("delivered", 0) + 1
             name = bucket_field(lag)
             counts[name] = counts.get(name, 0) + 1
-        counts.update({name: n for name, n in (("retry", retries), ("dead_letter", dead_letters)) if n})
+        outcomes = (("delivered", delivered), ("retry", retries), ("dead_letter", dead_letters))
+        counts.update({name: n for name, n in outcomes if n})
         if not counts:
             return
         key = self.keys.stats(minute)
