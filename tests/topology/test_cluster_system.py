@@ -184,3 +184,10 @@ def test_admin_listings_page_across_primaries(cluster: LocalCluster, receiver: R
         assert session.delete(f"{url}/api/dead-letters/{deleted}").status_code == 200
         assert receiver.wait_for(lambda r: any(b["batch_id"] == replayed for b in r.delivered), timeout=15)
         assert session.get(f"{url}/api/dead-letters").json()["total"] == 10
+
+        # The status and the metrics read every primary (and the {stats} and {monitors} slots) of the Cluster
+        wait_until(lambda: session.get(f"{url}/api/status").json()["deliveries"]["last_minute"]["delivered"] == 1,
+                   10, "the replayed delivery counted")  # fmt: skip
+        status = session.get(f"{url}/api/status").json()
+        assert status["chats"]["pending"] == 30 and status["dead_letters"] == 10 and status["monitors"]["alive"] >= 1
+        assert "datafy_pending_chats 30.0" in session.get(f"{url}/metrics").text
