@@ -60,6 +60,9 @@ def test_durations_schedules_and_keywords() -> None:
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"DEFAULT_TTL": "100", "MAX_TTL": "50"}, "DEFAULT_TTL"),
         ({"DELIVERY_VISIBILITY_TIMEOUT": "10", "WEBHOOK_TIMEOUT": "15"}, "DELIVERY_VISIBILITY_TIMEOUT"),
+        ({"METRICS_PORT": "prometheus"}, "METRICS_PORT"),
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
+        ({"PROMETHEUS_MULTIPROC_DIR": "/proc/self/no-such-dir"}, "PROMETHEUS_MULTIPROC_DIR"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
@@ -129,3 +132,14 @@ def test_source_settings_default_off_and_bad_values_name_the_variable() -> None:
         Settings.from_env({"EVOLUTION_JWT_SECRET": "short-secret"})
     assert "short-secret" not in str(caught.value)  # a secret is never repeated in an error
     assert Settings.from_env({"EVOLUTION_JWT_SECRET": "x" * 32}).evolution_jwt_secret == "x" * 32
+
+
+def test_metrics_settings(tmp_path) -> None:
+    default = Settings.from_env({})
+    assert (default.metrics_port, default.metrics_host, default.metrics_tokens, default.metrics_dir) == (
+        9464, "0.0.0.0", (), "")  # fmt: skip
+    directory = tmp_path / "made" / "here"
+    settings = Settings.from_env({"METRICS_PORT": "0", "HOST": "127.0.0.1", "METRICS_TOKEN": "a, b",
+                                  "PROMETHEUS_MULTIPROC_DIR": str(directory)})  # fmt: skip
+    assert (settings.metrics_port, settings.metrics_host, settings.metrics_tokens) == (0, "127.0.0.1", ("a", "b"))
+    assert settings.metrics_dir == str(directory) and directory.is_dir()
