@@ -66,18 +66,26 @@ def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str
         monitor = start_monitor({**env, "PROMETHEUS_MULTIPROC_DIR": str(monitor_dir)}, tmp_path)
         with running(monitor):
             url = api.extra["url"]
+            deadline = time.monotonic() + 10  # both processes beat, so each takes its share of the partitions
+            while status(url)["monitors"]["alive"] < 2:
+                assert time.monotonic() < deadline, monitor.log()
+                time.sleep(0.1)
             with ThreadPoolExecutor(8) as pool:  # concurrent connections reach both workers
                 list(pool.map(lambda i: post(url, f"user-{i}", ttl=0.2), range(USERS)))
             post(url, "dead-1", ttl=0.2)
             post(url, "waiting-1", ttl=30)
             post(url, "waiting-2", ttl=600)
             assert requests.post(f"{url}/api/message", json={"user": "x"}, timeout=5).status_code == 400
-            assert receiver.wait_for(lambda r: len(r.delivered) == USERS, timeout=20)
+            assert receiver.wait_for(lambda r: len({b["user"] for b in r.delivered}) == USERS, timeout=20)
 
+            # Every POST the receiver answered 2xx counts (a rare duplicate after a lease ran out included)
             deadline = time.monotonic() + 10
-            while (body := status(url))["deliveries"]["last_minute"]["delivered"] < USERS or body["dead_letters"] < 1:
+            while (body := status(url))["deliveries"]["last_minute"]["delivered"] != len(receiver.delivered) or (
+                body["dead_letters"] < 1
+            ):
                 assert time.monotonic() < deadline, body
                 time.sleep(0.2)
+            delivered_posts = len(receiver.delivered)
             assert body["chats"] == {"pending": 2, "due_next_minute": 1}
             assert body["dead_letters"] == 1 and body["batches"]["ready"] == 0
             assert body["monitors"]["alive"] == 2
@@ -85,8 +93,8 @@ def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str
             assert all(p["last_beat_at"] >= p["started_at"] for p in body["monitors"]["processes"])
             assert body["receiver"]["state"] == "closed"  # a 400 is an answer: the receiver is up
             last = body["deliveries"]["last_minute"]
-            assert last["delivered"] == USERS and 0 <= last["lag_p50_ms"] <= last["lag_p99_ms"] < 5000
-            assert sum(m["delivered"] for m in body["deliveries"]["per_minute"]) == USERS
+            assert last["delivered"] == delivered_posts and 0 <= last["lag_p50_ms"] <= last["lag_p99_ms"] < 5000
+            assert sum(m["delivered"] for m in body["deliveries"]["per_minute"]) == delivered_posts
 
             terminal = subprocess.run([sys.executable, "-m", "datafy", "status", "--json"], env=process_env(env),
                                       capture_output=True, text=True, timeout=30)  # fmt: skip
@@ -113,14 +121,14 @@ def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str
             assert scraped.status_code == 200, scraped.text
             got = samples(scraped.text)
             attempts = "datafy_delivery_attempts_total"
-            assert got[(attempts, (("outcome", "delivered"),))] == USERS
+            assert got[(attempts, (("outcome", "delivered"),))] == delivered_posts
             assert got[(attempts, (("outcome", "dead_letter"),))] == 1
-            assert got[("datafy_delivery_lag_seconds_count", ())] == USERS
-            assert got[("datafy_delivery_duration_seconds_count", ())] == USERS + 1
+            assert got[("datafy_delivery_lag_seconds_count", ())] == delivered_posts
+            assert got[("datafy_delivery_duration_seconds_count", ())] >= delivered_posts + 1
             assert got[("datafy_batches_sealed_total", (("reason", "ttl"),))] == USERS + 1
             assert got[("datafy_pending_chats", ())] == 2 and got[("datafy_monitors_alive", ())] == 2
             delivered = per_process(monitor_dir, tmp_path, attempts, (("outcome", "delivered"),))
-            assert sum(delivered) == USERS and sum(1 for value in delivered if value) == 2, delivered
+            assert sum(delivered) == delivered_posts and sum(1 for value in delivered if value) == 2, delivered
     receiver.stop()
 
 
