@@ -78,22 +78,24 @@ def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str
             assert requests.post(f"{url}/api/message", json={"user": "x"}, timeout=5).status_code == 400
             assert receiver.wait_for(lambda r: len({b["user"] for b in r.delivered}) == USERS, timeout=20)
 
-            # Every POST the receiver answered 2xx counts (a rare duplicate after a lease ran out included)
+            # Every POST the monitor saw answered 2xx counts: a duplicate after a timeout on a loaded machine too
             deadline = time.monotonic() + 10
-            while (body := status(url))["deliveries"]["last_minute"]["delivered"] != len(receiver.delivered) or (
+            while (body := status(url))["deliveries"]["last_15_minutes"]["delivered"] < USERS or (
                 body["dead_letters"] < 1
             ):
                 assert time.monotonic() < deadline, body
                 time.sleep(0.2)
-            delivered_posts = len(receiver.delivered)
+            delivered_posts = body["deliveries"]["last_15_minutes"]["delivered"]
+            assert USERS <= delivered_posts <= len(receiver.delivered)
             assert body["chats"] == {"pending": 2, "due_next_minute": 1}
             assert body["dead_letters"] == 1 and body["batches"]["ready"] == 0
             assert body["monitors"]["alive"] == 2
             assert sorted(p["pid"] for p in body["monitors"]["processes"]) == sorted(monitor.children())
             assert all(p["last_beat_at"] >= p["started_at"] for p in body["monitors"]["processes"])
             assert body["receiver"]["state"] == "closed"  # a 400 is an answer: the receiver is up
-            last = body["deliveries"]["last_minute"]
-            assert last["delivered"] == delivered_posts and 0 <= last["lag_p50_ms"] <= last["lag_p99_ms"] < 5000
+            window, last = body["deliveries"]["last_15_minutes"], body["deliveries"]["last_minute"]
+            assert 0 <= window["lag_p50_ms"] <= window["lag_p99_ms"] < 5000
+            assert 0 < last["delivered"] <= delivered_posts  # less only when a minute began since the deliveries
             assert sum(m["delivered"] for m in body["deliveries"]["per_minute"]) == delivered_posts
 
             terminal = subprocess.run([sys.executable, "-m", "datafy", "status", "--json"], env=process_env(env),

@@ -34,6 +34,9 @@ def test_dev_run_prints_the_batch_of_a_curled_message(option: list[str], tmp_pat
         while "redis-datafy is running" not in log.read_text() or "subscribed to" not in log.read_text():
             assert run.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+        while not _answers(f"http://127.0.0.1:{port}/health"):  # gunicorn may come up after the monitor
+            assert run.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         reply = requests.post(f"http://127.0.0.1:{port}/api/message",
                               json={"user": user, "message": "oi", "ttl": 0.5}, timeout=10)  # fmt: skip
         assert reply.status_code == 200, reply.text
@@ -57,3 +60,10 @@ def test_dev_run_prints_the_batch_of_a_curled_message(option: list[str], tmp_pat
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=40) == 0, log.read_text()[-3000:]
     assert not (PROJECT_ROOT / ".run" / "dev-run.env").exists(), "./dev status would find a Redis that is gone"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
