@@ -45,6 +45,6 @@ def test_unknown_files_are_404_and_the_data_still_needs_the_key(client: FlaskCli
 
 
 def test_the_script_never_writes_html(client: FlaskClient) -> None:
-    for name in ("dashboard.js", "i18n.js"):
+    for name in ("dashboard.js", "charts.js", "i18n.js"):
         script = client.get(f"/admin/static/{name}").get_data(as_text=True)
         assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script

@@ -1,6 +1,6 @@
 """The web dashboard: static files at /admin (no key needed to load them); its data comes from the admin JSON routes.
 
-The page is one HTML file, two scripts (text, logic) and a stylesheet, read once from package data. The HTML
+The page is one HTML file, three scripts (text, charts, logic) and a stylesheet, read once from package data. The HTML
 names its assets with a content hash (?v=...), so browsers may keep them for a year and still get a new release at
 once; the HTML itself is revalidated on every load (ETag). A strict Content-Security-Policy allows only our own
 scripts and style, calls to this origin, and no framing.
@@ -19,7 +19,12 @@ from datafy.errors import ApiError
 bp = Blueprint("dashboard", __name__)
 
 STATIC = "static/dashboard"
-ASSET_TYPES = {"i18n.js": "text/javascript", "dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+ASSET_TYPES = {
+    "i18n.js": "text/javascript",
+    "charts.js": "text/javascript",
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -96,6 +96,9 @@ def test_flush_and_replay_from_the_dashboard_reach_the_receiver(
     send(api_url, "5511900000001", "oi")
     send(api_url, "5511900000001", "queria saber o preço")
     send(api_url, HOSTILE, "<b>not bold</b>", ttl=600)
+    for n in range(6):  # some traffic for the charts
+        send(api_url, f"55119000001{n:02d}", "obrigado!", ttl=0.05 * (n + 1))
+    assert receiver.wait_for(lambda r: len(r.delivered) == 6, timeout=10)
 
     driver = open_browser("pt-BR")
     log_in(driver, api_url, KEY)
@@ -118,7 +121,12 @@ def test_flush_and_replay_from_the_dashboard_reach_the_receiver(
     payload = wait(driver).until(lambda d: row(d, "data-batch", dead_id).find_element(By.TAG_NAME, "pre"))
     assert "pedido 42: cancelado?" in payload.text
     if status_exists(api_url):
-        wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-counter="pending"] .value').text == "2")
+        counter = lambda name: driver.find_element(By.CSS_SELECTOR, f'[data-counter="{name}"] .value').text  # noqa: E731
+        wait(driver).until(lambda d: counter("pending") == "2" and counter("delivered15") == "6")
+        assert counter("deadLettersCount") == "1" and int(counter("monitorsAlive")) >= 1
+        assert driver.find_elements(By.CSS_SELECTOR, "#chart-deliveries rect.bar")
+        assert driver.find_elements(By.CSS_SELECTOR, "#chart-lag circle.p99")
+        assert driver.find_elements(By.CSS_SELECTOR, "#monitors-body td")
     else:
         assert driver.find_element(By.CSS_SELECTOR, "#overview .status-missing").is_displayed()
     save_screenshot(driver)

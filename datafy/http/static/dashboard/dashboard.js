@@ -4,7 +4,6 @@
 (function () {
   const REFRESH_MS = 3000;
   const STORAGE = "datafy.adminKey";
-  const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
   const lang = pickLanguage();
   const text = window.DATAFY_TEXT[lang];
@@ -32,13 +31,6 @@
       else node.setAttribute(name, value);
     }
     for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
-    return node;
-  }
-
-  function svg(tag, attrs, content) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-    if (content !== undefined) node.textContent = String(content);
     return node;
   }
 
@@ -127,91 +119,23 @@
       return;
     }
     const d = status.deliveries, last = d.last_minute, receiverOpen = status.receiver.state === "open";
-    const ms = (value) => (value === null || value === undefined ? "–" : Math.round(value) + " ms");
+    const ms = (value) => (value === null || value === undefined ? "–" : Math.round(value));
     const counters = [
       ["pending", status.chats.pending], ["dueNextMinute", status.chats.due_next_minute],
       ["ready", status.batches.ready], ["retrying", status.batches.retrying],
       ["inFlight", status.batches.in_flight], ["deadLettersCount", status.dead_letters],
       ["monitorsAlive", status.monitors.alive], ["receiver", t(receiverOpen ? "receiverOpen" : "receiverClosed")],
       ["delivered1", last.delivered], ["delivered15", d.last_15_minutes.delivered],
-      ["lag1", ms(last.lag_p50_ms) + " / " + ms(last.lag_p99_ms)],
+      ["lag1", ms(last.lag_p50_ms) + " / " + ms(last.lag_p99_ms) + " ms"],
     ];
     const alarm = {monitorsAlive: status.monitors.alive === 0, receiver: receiverOpen, deadLettersCount: status.dead_letters > 0};
     $("counters").replaceChildren(...counters.map(([name, value]) =>
       el("div", {class: alarm[name] ? "counter alarm" : "counter", "data-counter": name},
         el("span", {class: "value"}, value), el("span", {class: "label"}, t(name)))));
-    barChart($("chart-deliveries"), d.per_minute);
-    lineChart($("chart-lag"), d.per_minute);
+    const chartText = {lang, empty: t("noDeliveries")};
+    window.DATAFY_CHARTS.bars($("chart-deliveries"), d.per_minute, chartText);
+    window.DATAFY_CHARTS.lines($("chart-lag"), d.per_minute, chartText);
     drawMonitors(status.monitors.processes);
-  }
-
-  // Charts: 15 one-minute slots, drawn as SVG in a 600x190 box (left margin for the scale, bottom for times).
-  const BOX = {left: 48, right: 592, top: 10, bottom: 160};
-
-  function frame(node, minutes, max) {
-    node.replaceChildren();
-    const y = (value) => BOX.bottom - (value / max) * (BOX.bottom - BOX.top);
-    for (const value of [0, max / 2, max]) {
-      node.append(svg("line", {class: "grid", x1: BOX.left, x2: BOX.right, y1: y(value), y2: y(value)}));
-      node.append(svg("text", {class: "axis", x: BOX.left - 6, y: y(value) + 4, "text-anchor": "end"},
-        Math.round(value)));
-    }
-    const step = (BOX.right - BOX.left) / Math.max(minutes.length, 1);
-    minutes.forEach((slot, i) => {
-      if (i % 3 === 0 || i === minutes.length - 1) {
-        const label = new Date(slot.minute).toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
-        node.append(svg("text", {class: "axis", x: BOX.left + step * (i + 0.5), y: 180, "text-anchor": "middle"}, label));
-      }
-    });
-    return {y, step};
-  }
-
-  function empty(node, minutes) {
-    if (minutes.some((slot) => slot.delivered > 0)) return false;
-    frame(node, minutes, 1);
-    node.append(svg("text", {class: "empty", x: 320, y: 90, "text-anchor": "middle"}, t("noDeliveries")));
-    return true;
-  }
-
-  function barChart(node, minutes) {
-    if (empty(node, minutes)) return;
-    const max = niceMax(Math.max(...minutes.map((slot) => slot.delivered)));
-    const {y, step} = frame(node, minutes, max);
-    minutes.forEach((slot, i) => {
-      const bar = svg("rect", {class: "bar", x: BOX.left + step * i + 2, y: y(slot.delivered),
-        width: Math.max(step - 4, 1), height: BOX.bottom - y(slot.delivered)});
-      bar.append(svg("title", {}, slot.delivered));
-      node.append(bar);
-    });
-  }
-
-  function lineChart(node, minutes) {
-    if (empty(node, minutes)) return;
-    const values = minutes.flatMap((slot) => [slot.lag_p50_ms, slot.lag_p99_ms]).filter((v) => v !== null);
-    const max = niceMax(Math.max(1, ...values));
-    const {y, step} = frame(node, minutes, max);
-    for (const [field, cls] of [["lag_p99_ms", "p99"], ["lag_p50_ms", "p50"]]) {
-      const points = minutes.map((slot, i) => slot[field] === null ? null : [BOX.left + step * (i + 0.5), y(slot[field])]);
-      for (const run of splitRuns(points)) {
-        node.append(svg("polyline", {class: "line " + cls, points: run.map((p) => p.join(",")).join(" ")}));
-        for (const [cx, cy] of run) node.append(svg("circle", {class: "dot " + cls, cx, cy, r: 3}));
-      }
-      node.append(svg("text", {class: "legend " + cls, x: cls === "p99" ? BOX.right - 40 : BOX.right - 90, y: 22}, cls));
-    }
-  }
-
-  function splitRuns(points) {
-    const runs = [[]];
-    for (const point of points) {
-      if (point) runs[runs.length - 1].push(point);
-      else if (runs[runs.length - 1].length) runs.push([]);
-    }
-    return runs.filter((run) => run.length);
-  }
-
-  function niceMax(value) {
-    const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
-    return [1, 2, 5, 10].map((m) => m * power).find((m) => m >= value);
   }
 
   function button(action, key, label, cls) {
