@@ -163,6 +163,38 @@ def test_a_wrong_key_shows_an_error_and_nothing_else(api_url: str, open_browser:
     assert not driver.find_element(By.ID, "error").is_displayed()
 
 
+def test_discard_and_delete_ask_first_and_then_forget(api_url: str, receiver: Receiver, open_browser: Browser) -> None:
+    receiver.behaviour = lambda batch, nth: Reply(410)
+    send(api_url, "5511900000003", "vou falar com um humano", ttl=0.05)
+    assert receiver.wait_for(lambda r: len(r.received) == 1, timeout=10)
+    dead_id = receiver.received[0].body["batch_id"]
+    send(api_url, "5511900000004", "um atendente, por favor")
+    driver = open_browser("en-US")
+    log_in(driver, api_url, KEY)
+    wait(driver).until(has_row("data-batch", dead_id))
+    wait(driver).until(has_row("data-user", "5511900000004"))
+
+    press(driver, "data-user", "5511900000004", "discard", "Discard")
+    dialog = wait(driver).until(ec.alert_is_present())
+    assert "5511900000004" in dialog.text
+    dialog.dismiss()  # "no" keeps it
+    time.sleep(0.5)
+    assert has_row("data-user", "5511900000004")(driver)
+    press(driver, "data-user", "5511900000004", "discard", "Discard")
+    wait(driver).until(ec.alert_is_present()).accept()
+    wait(driver).until(lambda d: not has_row("data-user", "5511900000004")(d))
+    assert "Discarded 1 message(s)" in driver.find_element(By.ID, "notice").text
+
+    press(driver, "data-batch", dead_id, "delete", "Delete")
+    wait(driver).until(ec.alert_is_present()).accept()
+    wait(driver).until(lambda d: not has_row("data-batch", dead_id)(d))
+    headers = {"Authorization": f"Bearer {KEY}"}
+    assert requests.get(f"{api_url}/api/dead-letters", headers=headers, timeout=5).json()["total"] == 0
+    assert requests.get(f"{api_url}/api/chats", headers=headers, timeout=5).json()["total"] == 0
+    time.sleep(0.5)
+    assert len(receiver.received) == 1  # the discarded chat was never sent
+
+
 def save_screenshot(driver: WebDriver) -> None:
     """The logged-in dashboard with data, the whole page at 1280 px wide, for the README."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
