@@ -10,7 +10,7 @@
   const peeks = new Map(); // user -> messages, for the rows a person opened
   const openPayloads = new Set(); // batch ids whose payload is unfolded
   const drawn = {}; // section -> the JSON it was last drawn from, so unchanged data is not redrawn
-  let busy = false;
+  let busy = false, again = false;
 
   function pickLanguage() {
     for (const tag of navigator.languages || [navigator.language || "en"]) {
@@ -79,7 +79,9 @@
   }
 
   async function refresh() {
-    if (busy || !sessionStorage.getItem(STORAGE)) return;
+    const key = sessionStorage.getItem(STORAGE);
+    if (!key) return;
+    if (busy) return void (again = true); // a new key or an action: run once more when this round ends
     busy = true;
     try {
       // The key is checked by the first call alone, so a wrong key never shows a single figure.
@@ -88,6 +90,7 @@
         api("GET", "/api/dead-letters?limit=50"),
         api("GET", "/api/status").catch((error) => { if (error.status === 404) return null; throw error; }),
       ]);
+      if (sessionStorage.getItem(STORAGE) !== key) return; // logged out (or in again) meanwhile: stale
       say("error", "");
       showBoard(true);
       draw("status", status, drawStatus);
@@ -95,11 +98,16 @@
       draw("dead", dead, drawDeadLetters);
       say("updated", t("updated", {time: new Date().toLocaleTimeString(lang)}));
     } catch (error) {
+      if (sessionStorage.getItem(STORAGE) !== key) return;
       if (error.status === 401) logOut(t("wrongKey"));
       else if (error.status === 403) logOut(t("adminDisabled"));
       else say("error", error.status ? t("failed", error) : t("unreachable"));
     } finally {
       busy = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
     }
   }
 
