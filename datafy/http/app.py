@@ -8,7 +8,7 @@ from flask import Flask, current_app
 from werkzeug.routing import PathConverter
 
 from datafy.config import Settings
-from datafy.http import admin, errors, ingest, sources
+from datafy.http import admin, errors, ingest, openapi, sources
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(sources.bp)
+    app.register_blueprint(openapi.bp)
     errors.register(app)
     return app
 
