@@ -19,7 +19,14 @@ from datafy.errors import ApiError
 from datafy.http import app as current
 from datafy.http.auth import require_source_key
 from datafy.http.ingest import limit_error
-from datafy.http.validation import parse_json_object, parse_message, parse_ttl, read_json_bytes, read_json_object
+from datafy.http.validation import (
+    check_controls,
+    parse_json_object,
+    parse_message,
+    parse_ttl,
+    read_json_bytes,
+    read_json_object,
+)
 from datafy.model import IncomingMessage, iso_from_ms
 from datafy.sources import Action, Buffer, Discard, Ignore, MalformedError, Typing
 from datafy.sources.evolution import parse_evolution
@@ -112,6 +119,7 @@ def _malformed(exc: MalformedError) -> ApiError:
 def _carry_out(actions: list[Action], query: dict[str, str], settings: Settings) -> Response:
     """Validate every message first (a refused body stores nothing), then apply the actions in order."""
     controls = _controls(query)
+    check_controls(controls, settings)  # a bad URL is refused on every event, not only when a message comes
     validated: list[tuple[Action, IncomingMessage | None]] = []
     for action in actions:
         msg = None
