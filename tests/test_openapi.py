@@ -200,3 +200,16 @@ def test_gateway_replies_conform(settings: Settings, store: Store, contract: Con
     raw = b'{"object": "whatsapp_business_account", "entry": [{"changes": 3}]}'
     headers = {"X-Hub-Signature-256": sign(raw)}
     call("POST", "/api/sources/whatsapp", data=raw, content_type="application/json", headers=headers, status=400)
+
+
+def test_a_gateway_reply_names_the_batch_the_byte_cap_sent_as_the_core_route_does(
+    settings: Settings, contract: Contract
+) -> None:
+    """Regression: the gateway routes' `sealed` lacked the `sequence` POST /api/message gives."""
+    small = replace(settings, max_batch_bytes=1)  # every message seals the one before
+    call = Checked(create_app(small, Store(small)).test_client(), contract)
+    first, second = fixture("evolution/text"), fixture("evolution/extended_text")
+    call("POST", "/api/sources/evolution", first)
+    [result] = call("POST", "/api/sources/evolution", second).get_json()["results"]
+    assert "sealed" in result, result
+    assert result["sealed"]["sequence"] == 1 and result["sealed"]["flush_reason"] == "max_bytes"

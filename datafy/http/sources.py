@@ -166,6 +166,7 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int) -> dict
         reply.update(flushed=True, batch_id=result.batch_id)
         log.info("flushed on append user=%s batch=%s count=%d", msg.user, result.batch_id, result.buffered)
     if result.sealed is not None:
-        reply["sealed"] = {"batch_id": result.sealed.batch_id, "message_count": result.sealed.count,
-                           "flush_reason": result.sealed.reason}  # fmt: skip
+        sealed = result.sealed  # the same shape as POST /api/message's
+        reply["sealed"] = {"batch_id": sealed.batch_id, "sequence": sealed.sequence, "message_count": sealed.count,
+                           "flush_reason": sealed.reason}  # fmt: skip
     return reply
