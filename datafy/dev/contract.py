@@ -72,8 +72,11 @@ class Contract:
             assert value is not None or not header.get("required"), f"{where}: header {name} missing"
             if value is not None:
                 self._validate(where, f"header {name}", header["schema"], value)
-        mime = headers.get("Content-Type", "").split(";")[0].strip()
         content = reply.get("content", {})
+        if not content:  # 304
+            assert not body, f"{where}: a body where none is documented"
+            return
+        mime = headers.get("Content-Type", "").split(";")[0].strip()
         media = content.get(mime) or content.get("*/*")
         assert media is not None, f"{where}: Content-Type {mime!r}, documented {sorted(content)}"
         value = _json(where, headers, body) if mime == "application/json" else body.decode()
