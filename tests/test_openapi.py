@@ -213,3 +213,18 @@ def test_a_gateway_reply_names_the_batch_the_byte_cap_sent_as_the_core_route_doe
     [result] = call("POST", "/api/sources/evolution", second).get_json()["results"]
     assert "sealed" in result, result
     assert result["sealed"]["sequence"] == 1 and result["sealed"]["flush_reason"] == "max_bytes"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [("/api/status", ADMIN, 200), ("/api/status", {}, 401), ("/metrics", ADMIN, 200), ("/metrics", {}, 401),
+     ("/admin", {}, 200), ("/admin/", {}, 200), ("/admin/static/dashboard.js", {}, 200)],
+)  # fmt: skip
+def test_routes_built_elsewhere_conform_once_merged(
+    app: Flask, contract: Contract, path: str, headers: dict[str, str], status: int
+) -> None:
+    """The status, metrics and dashboard routes come from other branches: checked wherever they are merged."""
+    if app.url_map.bind("localhost").test(path, "GET") is False:
+        pytest.skip(f"{path} is not on this branch")
+    app.test_client().post("/api/message", json={"user": "u", "message": "oi"})
+    Checked(app.test_client(), contract)("GET", path, headers=headers, status=status)

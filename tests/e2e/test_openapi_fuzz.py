@@ -10,10 +10,12 @@ import requests
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
+from datafy.config import Settings
 from datafy.dev.contract import ELSEWHERE, Contract
 from datafy.dev.oracle import datafy_keys
 from datafy.dev.processes import running, start_api
 from datafy.dev.redis_server import RedisServer
+from datafy.http import create_app
 from datafy.http.openapi import document
 from tests.conftest import TEST_ENV
 
@@ -50,8 +52,11 @@ config = SchemathesisConfig.from_dict(
     }
 )
 schema = schemathesis.openapi.from_dict(document(), config=config)
-# Built on other branches of issue 13: answered 404 here until they are merged.
-schema = schema.exclude(path=[path for path, item in document()["paths"].items() if ELSEWHERE in item])
+# Routes built on other branches of issue 13 are fuzzed once merged, and left out while they answer 404.
+_ROUTES = create_app(Settings.from_env({**TEST_ENV, "REDIS_URL": "redis://127.0.0.1:1/0"})).url_map.bind("localhost")
+schema = schema.exclude(
+    path=[path for path, item in document()["paths"].items() if ELSEWHERE in item and not _ROUTES.test(path, "GET")]
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,7 @@ def session() -> Iterator[requests.Session]:
 
 def auth_headers(path: str) -> dict[str, str]:
     """The key each route needs: admin routes the admin key, the rest the ingest key."""
-    if path.startswith(("/api/chats", "/api/dead-letters")):
+    if path.startswith(("/api/chats", "/api/dead-letters", "/api/status", "/metrics")):
         return {"Authorization": f"Bearer {ADMIN_KEY}"}
     return {"X-API-Key": INGEST_KEY}
 
