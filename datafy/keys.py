@@ -137,7 +137,11 @@ class KeySpace:
 
     def stats(self, minute: int) -> str:
         """The delivery figures of the minute starting at unix second `minute`; every minute shares one slot."""
-        return f"{self.prefix}:{{stats}}:{minute}"
+        return f"{self.stats_prefix()}:{minute}"
+
+    def stats_prefix(self) -> str:
+        """What every per-minute figures key starts with."""
+        return f"{self.prefix}:{{stats}}"
 
     def receiver(self, webhook_url: str) -> str:
         """The breaker of one webhook URL, shared by every monitor delivering to it (the URL may hold secrets)."""

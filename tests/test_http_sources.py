@@ -89,6 +89,17 @@ def test_query_settings_follow_the_json_rules(client: FlaskClient, redis_client:
     assert flushed["flushed"] is True and flushed["batch_id"]
 
 
+def test_a_bad_query_setting_is_refused_whatever_the_event(client: FlaskClient) -> None:
+    """Regression (schemathesis): ?max_wait=_ passed on events that buffer nothing, so a wrong webhook URL went
+    unnoticed until a message came (and ?max_wait= on presence events never)."""
+    for name in ("connection_update", "presence_composing", "from_me"):
+        body = fixture(f"evolution/{name}")
+        assert_error(send(client, f"{EVOLUTION}?max_wait=_", body), 400, "invalid_field", "max_wait")
+        assert_error(send(client, f"{EVOLUTION}?max_messages=5000", body), 400, "invalid_field", "max_messages")
+        assert_error(send(client, f"{EVOLUTION}?ttl=0", body), 400, "invalid_field", "ttl")
+        assert send(client, f"{EVOLUTION}?ttl=8&max_wait=60&max_messages=20", body).status_code == 200
+
+
 def test_evolution_glues_the_event_after_the_query_string(client: FlaskClient) -> None:
     """With webhook_by_events, Evolution posts to "<url>/messages-upsert": after "?ttl=8" that is the query."""
     reply = send(client, f"{EVOLUTION}?ttl=8/messages-upsert", fixture("evolution/text"))

@@ -11,6 +11,7 @@ import redis
 import requests
 
 from datafy.dev.receiver import Receiver
+from datafy.keys import KeySpace
 
 
 @dataclass
@@ -82,7 +83,8 @@ def all_acked_delivered(ledger: Ledger):
 def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
     """Every key of ours in Redis but the deployment's own (the partition count, the monitors' beats, the
     per-minute delivery figures)."""
-    deployment = (f"{prefix}:partitions", f"{prefix}:{{monitors}}", f"{prefix}:{{stats}}")
+    keys = KeySpace(prefix)
+    deployment = (keys.partition_count(), keys.monitors(), keys.stats_prefix())
     return sorted(key for key in client.scan_iter(f"{prefix}:*") if not key.startswith(deployment))
 
 

@@ -9,7 +9,7 @@ from werkzeug.routing import PathConverter
 
 from datafy import metrics
 from datafy.config import Settings
-from datafy.http import admin, errors, ingest, sources, status
+from datafy.http import admin, dashboard, errors, ingest, openapi, sources, status
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """Build the API; settings default to the environment, the store to a client of settings.redis_url."""
     settings = settings or Settings.from_env()
     settings.check_api()
-    app = Flask("datafy")
+    app = Flask("datafy", static_folder=None)  # no /static/<path> route: there are no files, it could only say 404
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep replies in documented field order
     app.url_map.merge_slashes = False  # "/api/chats//x" names user "/x", it is not a redirect to user "x"
@@ -29,6 +29,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(sources.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(status.bp)
     errors.register(app)
     app.after_request(_count_refused_message)

@@ -20,7 +20,14 @@ from datafy.errors import ApiError
 from datafy.http import app as current
 from datafy.http.auth import require_source_key
 from datafy.http.ingest import limit_error
-from datafy.http.validation import parse_json_object, parse_message, parse_ttl, read_json_bytes, read_json_object
+from datafy.http.validation import (
+    check_controls,
+    parse_json_object,
+    parse_message,
+    parse_ttl,
+    read_json_bytes,
+    read_json_object,
+)
 from datafy.model import IncomingMessage, iso_from_ms
 from datafy.sources import Action, Buffer, Discard, Ignore, MalformedError, Typing
 from datafy.sources.evolution import parse_evolution
@@ -113,6 +120,7 @@ def _malformed(exc: MalformedError) -> ApiError:
 def _carry_out(actions: list[Action], query: dict[str, str], settings: Settings) -> Response:
     """Validate every message first (a refused body stores nothing), then apply the actions in order."""
     controls = _controls(query)
+    check_controls(controls, settings)  # a bad URL is refused on every event, not only when a message comes
     validated: list[tuple[Action, IncomingMessage | None]] = []
     for action in actions:
         msg = None
@@ -160,6 +168,7 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int) -> dict
         reply.update(flushed=True, batch_id=result.batch_id)
         log.info("flushed on append user=%s batch=%s count=%d", msg.user, result.batch_id, result.buffered)
     if result.sealed is not None:
-        reply["sealed"] = {"batch_id": result.sealed.batch_id, "message_count": result.sealed.count,
-                           "flush_reason": result.sealed.reason}  # fmt: skip
+        sealed = result.sealed  # the same shape as POST /api/message's
+        reply["sealed"] = {"batch_id": sealed.batch_id, "sequence": sealed.sequence, "message_count": sealed.count,
+                           "flush_reason": sealed.reason}  # fmt: skip
     return reply

@@ -163,6 +163,13 @@ def parse_ttl(body: dict[str, Any], settings: Settings) -> int:
     return _to_ms(_seconds(body, "ttl", settings.default_ttl, settings.max_ttl))
 
 
+def check_controls(body: dict[str, Any], settings: Settings) -> None:
+    """400 unless ttl, max_wait and max_messages, where present, follow the rules of a message request."""
+    _seconds(body, "ttl", settings.default_ttl, settings.max_ttl)
+    _seconds(body, "max_wait", None, settings.max_ttl)
+    _parse_max_messages(body, settings)
+
+
 def _parse_text_or_object(body: dict[str, Any], settings: Settings) -> str | dict[str, Any]:
     if "message" not in body or body["message"] is None:
         raise ApiError(400, "missing_field", "message is required", "message")

@@ -35,8 +35,16 @@ def open_client(settings: Settings) -> tuple[Client, str]:
         _first_contact(client.ping)
         return client, SENTINEL
     probe = redis.Redis.from_url(settings.redis_url, **options)
+    no_database = ConfigurationError(
+        f"REDIS_DB={settings.redis_db}: a Redis Cluster has only database 0; unset REDIS_DB (or the URL's /db)"
+    )
     try:
         cluster_enabled = str(_first_contact(lambda: probe.info("cluster")).get("cluster_enabled", 0)) == "1"
+    except redis.ResponseError as exc:
+        probe.close()
+        if "SELECT is not allowed in cluster mode" in str(exc):  # the connection's SELECT <db> failed first
+            raise no_database from None
+        raise
     except BaseException:
         probe.close()
         raise
@@ -44,9 +52,7 @@ def open_client(settings: Settings) -> tuple[Client, str]:
         return probe, SINGLE
     probe.close()
     if settings.redis_db:
-        raise ConfigurationError(
-            f"REDIS_DB={settings.redis_db}: a Redis Cluster has only database 0; unset REDIS_DB (or the URL's /db)"
-        )
+        raise no_database
     if settings.redis_url.startswith("unix://"):
         raise ConfigurationError("REDIS_URL is a unix socket of a Cluster node: use redis://host:port of any node")
     retry = options.pop("retry")

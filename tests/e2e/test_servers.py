@@ -58,6 +58,17 @@ def test_a_bad_setting_stops_the_monitor_with_exit_code_2(env: dict[str, str]) -
     assert result.returncode == 2 and "configuration error: MAX_TTL='1e12' must be a number between" in result.stderr
 
 
+def test_another_partition_count_stops_api_and_monitor_with_one_line(env: dict[str, str], redis_client) -> None:
+    redis_client.set("datafy:partitions", 16)  # as the first start left it
+    env["REDIS_PARTITIONS"] = "32"
+    for command in (["monitor.py"], ["-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"]):
+        result = run_until_exit([sys.executable, *command], env)
+        assert result.returncode != 0
+        [line] = [line for line in result.stderr.splitlines() if "configuration error" in line]
+        assert "REDIS_PARTITIONS=32 but this Redis holds 16 partitions" in line and "REDIS_PARTITIONS=16" in line
+        assert "Traceback" not in result.stderr
+
+
 def chunks(data: bytes, size: int = 512) -> Iterator[bytes]:
     """A body requests sends with Transfer-Encoding: chunked (no Content-Length)."""
     for start in range(0, len(data), size):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +16,7 @@ from redis.crc import key_slot
 
 from datafy.dev.cluster import LocalCluster
 from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, delivered_messages
-from datafy.dev.processes import running, start_api, start_monitor, system, wait_log
+from datafy.dev.processes import PROJECT_ROOT, process_env, running, start_api, start_monitor, system, wait_log
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import wait_until
 from datafy.keys import KeySpace
@@ -47,6 +49,8 @@ def cluster_client(cluster: LocalCluster) -> RedisCluster:
 def test_burst_on_three_primaries_with_two_monitors(cluster: LocalCluster, receiver: Receiver, tmp_path: Path) -> None:
     users, per_user = 200, 10
     env = cluster_env(cluster, receiver)
+    # One chat in ten fails its first attempt: retries (and their catch-up) run on the Cluster too.
+    receiver.behaviour = lambda batch, nth: Reply(status=503) if nth == 1 and batch["user"].endswith("0") else Reply()
     api = start_api(env, tmp_path)
     monitors = [start_monitor(env, tmp_path, name=f"monitor-{i}") for i in range(2)]
     with running(*monitors, api):
@@ -57,12 +61,15 @@ def test_burst_on_three_primaries_with_two_monitors(cluster: LocalCluster, recei
                 bodies = [{"user": f"5511{u:05d}", "message": f"msg {i}", "ttl": 2} for u in range(users)]
                 replies = list(pool.map(lambda b: session.post(f"{api.extra['url']}/api/message", json=b), bodies))
                 assert all(r.status_code == 200 for r in replies)
+        typing = session.post(f"{api.extra['url']}/api/typing", json={"user": "551100001", "ttl": 3}).json()
+        assert typing["pending"] is True  # the typing script runs on the chat's primary
         holding = [node.client().dbsize() for node in cluster.primaries()]
         assert all(count > 0 for count in holding), holding  # the partitions spread over every primary
         assert receiver.wait_for(lambda r: len(r.delivered) >= users, timeout=30)
         time.sleep(1)
         served = [proc.log().count("delivered user=") for proc in monitors]
     assert len(receiver.delivered) == users and all(count > 0 for count in served), served
+    assert len(receiver.received) == users + users // 10  # each failed first attempt was retried once
     for batch in receiver.delivered:
         assert batch["messages"] == [f"msg {i}" for i in range(per_user)]
     assert_all_delivered(Ledger(), receiver, cluster_client(cluster))
@@ -116,6 +123,14 @@ def test_a_busy_partition_resharded_live(cluster: LocalCluster, receiver: Receiv
         assert load.ledger.acked_count > 50
         assert receiver.wait_for(all_acked_delivered(load.ledger), timeout=30)
         assert_all_delivered(load.ledger, receiver, cluster_client(cluster))
+
+
+def test_a_database_other_than_0_on_a_cluster_stops_start_up_with_one_line(cluster: LocalCluster) -> None:
+    env = {**TEST_ENV, "REDIS_URL": cluster.url + "/2"}
+    done = subprocess.run([sys.executable, "monitor.py"], cwd=PROJECT_ROOT, env=process_env(env), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("configuration error: REDIS_DB=2: a Redis Cluster has only")
 
 
 def test_a_dead_primary_without_replicas_gives_503_not_500(
