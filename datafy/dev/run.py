@@ -102,7 +102,7 @@ def run_system(env: dict[str, str], redis_line: str) -> int:
         f"  api key   {key or '(none: INGEST_AUTH=off)'}\n"
         f"Try:  curl -s localhost:{api_port}/api/message {key_header}-H 'Content-Type: application/json' "
         f"""-d '{{"user": "5511999999999", "message": "oi", "ttl": 3}}'\n"""
-        f"State: ./dev status   Metrics: http://127.0.0.1:{env.get('METRICS_PORT') or 9464}/metrics (monitor)\n"
+        f"State: ./dev status   Metrics: {_metrics_line(env)}\n"
         f"Ctrl-C stops everything.\n",
         flush=True,
     )
@@ -129,6 +129,12 @@ def run_system(env: dict[str, str], redis_line: str) -> int:
         if receiver:
             receiver.stop()
     return 0
+
+
+def _metrics_line(env: dict[str, str]) -> str:
+    """Where the monitor's metrics are, as ./dev run started it."""
+    port = (env.get("METRICS_PORT") or "9464").strip()
+    return "off (METRICS_PORT=0)" if port == "0" else f"http://127.0.0.1:{port}/metrics (monitor)"
 
 
 def local_api_key() -> str:
