@@ -6,14 +6,15 @@ from collections import Counter
 
 import pytest
 
-from datafy.monitor.partitions import BACKUP_AFTER_MS, Assignment
+from datafy.monitor.partitions import BACKUP_AFTER_MS, HANDOVER_SECONDS, Assignment
 
 
 def shares(count: int, partitions: int = 16) -> list[Assignment]:
     ids = [f"m{i:02d}" for i in range(count)]
     assignments = [Assignment(partitions) for _ in ids]
     for me, assignment in zip(ids, assignments, strict=True):
-        assignment.update(list(reversed(ids)), me)  # the order Redis answers in does not matter
+        assignment.update(list(reversed(ids)), me, now=0)  # the order Redis answers in does not matter
+        assignment.update(list(reversed(ids)), me, now=HANDOVER_SECONDS)  # the handover is over
     return assignments
 
 
@@ -36,7 +37,20 @@ def test_polling_does_not_grow_with_the_number_of_monitors() -> None:
 
 def test_a_monitor_whose_beat_did_not_land_polls_everything() -> None:
     assignment = Assignment(16)
-    assignment.update(["m0", "m1"], "m1")
+    assignment.update(["m0", "m1"], "m1", now=0)
+    assignment.update(["m0", "m1"], "m1", now=HANDOVER_SECONDS)
     assert len(assignment.on_time) == 8
-    assignment.update(["m0"], "m1")
+    assignment.update(["m0"], "m1", now=10)
     assert assignment.on_time == set(range(16))
+
+
+def test_after_a_change_the_old_share_is_still_polled_until_the_others_caught_up() -> None:
+    """Regression: a batch arrived 2 s late while monitors learned of a newcomer one beat apart."""
+    old, new = Assignment(16), Assignment(16)
+    for assignment in (old, new):
+        assignment.update(["a", "b"], "a", now=0)
+        assignment.update(["a", "b"], "a", now=HANDOVER_SECONDS)
+    new.update(["a", "b", "c"], "a", now=10)  # a learned of c; b has not yet
+    assert new.on_time == {p for p in range(16) if p % 3 == 0} | old.on_time
+    new.update(["a", "b", "c"], "a", now=10 + HANDOVER_SECONDS)
+    assert new.on_time == {p for p in range(16) if p % 3 == 0}
