@@ -5,7 +5,7 @@ Default: 60 s at 1,000 messages/s over 20,000 users, ttl uniform in 1-5 s, throu
 the oracle (every acknowledged message delivered exactly once per distinct batch), the lag of each batch
 behind its deadline, and the CPU each process used.
 
-    ./dev bench steady [--seconds 60] [--rate 1000] [--users 20000] [--monitors 1]
+    ./dev bench steady [--seconds 60] [--rate 1000] [--users 20000] [--monitors 1] [--observe]
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from bench.common import (  # noqa: E402
     start_gunicorn,
     tree_cpu_seconds,
 )
+from bench.observe import ADMIN_KEY, observe_later  # noqa: E402
 from datafy.dev.processes import start_monitor  # noqa: E402
+from datafy.dev.redis_server import free_port  # noqa: E402
 
 
 async def load(url: str, seconds: float, rate: float, users: int) -> list[dict]:
@@ -70,12 +72,18 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--monitors", type=int, default=1, help="monitor containers")
+    parser.add_argument("--observe", action="store_true", help="part-way through, print /api/status and the "
+                        "metrics and screenshot the dashboard")  # fmt: skip
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
     with running_redis() as server, fast_receiver(tmp) as (hook, received):
-        env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook}
+        env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook, "ADMIN_API_KEY": ADMIN_KEY}
+        metrics_port = free_port()
         with start_gunicorn("api:app", env, tmp) as url:
-            monitors = [start_monitor(env, tmp, name=f"monitor-{i}") for i in range(args.monitors)]
+            monitors = [start_monitor({**env, "METRICS_PORT": str(metrics_port if i == 0 else 0)}, tmp,
+                                      name=f"monitor-{i}") for i in range(args.monitors)]  # fmt: skip
+            if args.observe:
+                observe_later(url, f"http://127.0.0.1:{metrics_port}/metrics", after=args.seconds * 0.6)
             pids = {"redis": [server.process.pid], "api (gunicorn)": gunicorn_pids(url),
                     "monitors": [m.process.pid for m in monitors]}  # fmt: skip
             before = {name: sum(_cpu(name, p) for p in group) for name, group in pids.items()}

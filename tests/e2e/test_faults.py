@@ -13,7 +13,7 @@ import pytest
 import redis
 import requests
 
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, wait_until_drained
 from datafy.dev.processes import running, start_api, start_monitor, system, wait_log
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import RedisServer
@@ -292,6 +292,7 @@ def test_out_of_memory_answers_503_and_keeps_what_was_stored(
         # Still at maxmemory: the monitor drains anyway (sealing and delivering free memory) ...
         with running(start_monitor(env, tmp_path)):
             assert receiver.wait_for(all_acked_delivered(ledger), timeout=20)
+            assert wait_until_drained(client, timeout=20)  # acknowledged: their memory is free
             # ... and then the API takes messages again, by itself.
             assert ledger.send(session, url, "after", "memory is free again", ttl=0.2) == 200
             assert receiver.wait_for(all_acked_delivered(ledger), timeout=10)
