@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from datafy.monitor.partitions import BACKUP_AFTER_MS, HANDOVER_SECONDS, Assignment
+from datafy.monitor.partitions import BACKUP_AFTER_MS, BACKUP_LEASE_AFTER_MS, HANDOVER_SECONDS, Assignment
 
 
 def shares(count: int, partitions: int = 16) -> list[Assignment]:
@@ -28,6 +28,7 @@ def test_every_partition_is_polled_on_time_by_one_monitor_and_backed_up_by_anoth
     for a in assignments:
         assert not a.on_time & a.backup
         assert a.polled == {**dict.fromkeys(a.backup, BACKUP_AFTER_MS), **dict.fromkeys(a.on_time, 0)}
+        assert a.leased == {**dict.fromkeys(a.backup, BACKUP_LEASE_AFTER_MS), **dict.fromkeys(a.on_time, 0)}
 
 
 def test_polling_does_not_grow_with_the_number_of_monitors() -> None:

@@ -122,7 +122,7 @@ class Monitor:
         try:
             _, claims = self.store.outbox.ack_and_claim(
                 [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout,
-                self.assignment.polled,
+                self.assignment.leased,
             )  # fmt: skip
         except StoreUnavailableError:
             if delivered:

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 # A partition is backed up by the next monitor in line, which acts on its work only when overdue by this much
 # (the owner is dead or stuck): sealing and leasing are spread without two monitors racing for the same work.
 BACKUP_AFTER_MS = 1000
+# Sealed batches are leased by the backup monitor sooner: a monitor whose share is busier than its
+# concurrency (WEBHOOK_CONCURRENCY) gets help within this much, as when every monitor leased from everyone.
+BACKUP_LEASE_AFTER_MS = 200
 # The others learn of a monitor that joined or left only at their next beat (1 s): for this long after a
 # change this process keeps polling its old share on time too, so no partition goes unpolled meanwhile.
 HANDOVER_SECONDS = 2.5
@@ -26,6 +29,7 @@ class Assignment:
         self.on_time: frozenset[int] = frozenset(range(partitions))  # until the first beat: every partition
         self.backup: frozenset[int] = frozenset()
         self.polled: dict[int, int] = dict.fromkeys(self.on_time, 0)  # partition -> how overdue its work must be
+        self.leased = self.polled  # the same, for leasing sealed batches
         self.shape = (0, 1)  # (my position, monitors alive)
         self.handover_until = 0.0  # while the old share is still polled too (monotonic clock)
 
@@ -57,4 +61,5 @@ class Assignment:
         on_time = frozenset(p for p in range(self.partitions) if p % count == position) | also_on_time
         backup = frozenset(p for p in range(self.partitions) if p % count == (position + 1) % count) - on_time
         self.polled = {**dict.fromkeys(backup, BACKUP_AFTER_MS), **dict.fromkeys(on_time, 0)}
+        self.leased = {**dict.fromkeys(backup, BACKUP_LEASE_AFTER_MS), **dict.fromkeys(on_time, 0)}
         self.on_time, self.backup, self.shape = on_time, backup, shape
