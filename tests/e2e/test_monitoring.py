@@ -86,8 +86,8 @@ def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str
                 assert time.monotonic() < deadline, body
                 time.sleep(0.2)
             delivered_posts = body["deliveries"]["last_15_minutes"]["delivered"]
-            assert delivered_posts >= USERS  # the receiver records a POST just after it answered it:
-            assert receiver.wait_for(lambda r: len(r.delivered) >= delivered_posts, timeout=5)
+            # Each 2xx answer counts, a redelivery too: between the batches and every POST the receiver read.
+            assert USERS <= delivered_posts <= len(receiver.received)
             assert body["chats"] == {"pending": 2, "due_next_minute": 1}
             assert body["dead_letters"] == 1 and body["batches"]["ready"] == 0
             assert body["monitors"]["alive"] == 2
