@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from datafy.dev.processes import Proc, free_port, process_env, running, start_api, start_monitor, wait_http
 from datafy.dev.receiver import Receiver, Reply
+from datafy.monitor.partitions import HANDOVER_SECONDS
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 USERS = 24
@@ -70,6 +71,7 @@ def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str
             while status(url)["monitors"]["alive"] < 2:
                 assert time.monotonic() < deadline, monitor.log()
                 time.sleep(0.1)
+            time.sleep(HANDOVER_SECONDS + 2)  # until then each still polls everything (datafy/monitor/partitions.py)
             with ThreadPoolExecutor(8) as pool:  # concurrent connections reach both workers
                 list(pool.map(lambda i: post(url, f"user-{i}", ttl=0.2), range(USERS)))
             post(url, "dead-1", ttl=0.2)
