@@ -7,6 +7,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # gunicorn reads this file before it imports the app
+from datafy import metrics_dir
 from datafy.cli import check_store
 from datafy.config import Settings
 from datafy.cpus import available_cpus
@@ -42,17 +43,9 @@ control_socket_disable = True  # several gunicorns may share a machine (tests, b
 
 
 # Prometheus multiprocess mode (datafy/metrics.py): every worker writes its figures to PROMETHEUS_MULTIPROC_DIR,
-# and /metrics adds them up. The master points the variable at an emptied directory before any worker starts
-# (so before any process imports prometheus_client); workers inherit it.
-_metrics_dir: list[Path] = []
-
-
-def on_starting(server: object) -> None:
-    from datafy import metrics_dir
-
-    directory, made = metrics_dir.prepare(_settings.metrics_dir, "api")
-    if made:
-        _metrics_dir.append(directory)
+# and /metrics adds them up. The variable points at an emptied directory here, as this file is read: before
+# gunicorn loads logger_class (whose package imports prometheus_client) and before any worker starts.
+_metrics_path, _metrics_path_made = metrics_dir.prepare(_settings.metrics_dir, "api")
 
 
 def child_exit(server: object, worker: object) -> None:
@@ -62,7 +55,5 @@ def child_exit(server: object, worker: object) -> None:
 
 
 def on_exit(server: object) -> None:
-    from datafy import metrics_dir
-
-    for directory in _metrics_dir:
-        metrics_dir.remove(directory)
+    if _metrics_path_made:
+        metrics_dir.remove(_metrics_path)

@@ -173,3 +173,17 @@ def test_a_taken_metrics_port_does_not_stop_deliveries(env: dict[str, str], rece
         with running(second):
             assert "cannot listen on 127.0.0.1" in second.log() and "METRICS_PORT" in second.log()
             assert second.process.poll() is None
+
+
+def test_metrics_add_up_with_no_multiprocess_dir_set(env: dict[str, str], tmp_path: Path) -> None:
+    """Regression: without PROMETHEUS_MULTIPROC_DIR (the default) gunicorn's master imported prometheus_client
+    (through its logger class) before it set the variable, and the API's /metrics had only the gauges."""
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    with running(api := start_api(env, tmp_path, workers=2)):
+        url = api.extra["url"]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: post(url, f"plain-{i}", ttl=60), range(20)))
+        auth = {"Authorization": f"Bearer {env['ADMIN_API_KEY']}"}
+        found = samples(requests.get(f"{url}/metrics", headers=auth, timeout=5).text)
+    assert found[("datafy_messages_received_total", (("result", "buffered"),))] == 20
+    assert "PROMETHEUS_MULTIPROC_DIR" not in api.log()  # no warning that figures are lost
