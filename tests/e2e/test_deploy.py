@@ -7,6 +7,7 @@ import os
 import re
 import runpy
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,15 +83,16 @@ def local_argv(argv: list[str]) -> list[str]:
 def gunicorn_settings() -> dict[str, object]:
     """The values gunicorn.conf.py computes from the current environment (with ingest open: its refusal to start
     without API_KEY is tested with a real gunicorn in test_servers.py)."""
-    previous = os.environ.get("INGEST_AUTH")
+    saved = dict(os.environ)  # reading the file also points PROMETHEUS_MULTIPROC_DIR at a new directory
     os.environ["INGEST_AUTH"] = "off"
     try:
-        return runpy.run_path(str(GUNICORN_CONF))
+        values = runpy.run_path(str(GUNICORN_CONF))
     finally:
-        if previous is None:
-            del os.environ["INGEST_AUTH"]
-        else:
-            os.environ["INGEST_AUTH"] = previous
+        os.environ.clear()
+        os.environ.update(saved)
+    if values["_metrics_path_made"]:
+        shutil.rmtree(values["_metrics_path"], ignore_errors=True)
+    return values
 
 
 def wait_redis(proc: Proc, client: redis.Redis, timeout: float = 10.0) -> None:
