@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import redis
 import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -57,7 +58,10 @@ def status(url: str) -> dict:
     return reply.json()
 
 
-def test_status_and_metrics_add_up_over_workers_and_processes(env: dict[str, str], tmp_path: Path) -> None:
+def test_status_and_metrics_add_up_over_workers_and_processes(
+    env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The session's Redis is emptied first (redis_client): earlier tests' deliveries this minute would count."""
     receiver = Receiver(lambda batch, nth: Reply(400 if batch["user"].startswith("dead") else 200)).start()
     metrics_port = free_port()
     api_dir, monitor_dir = tmp_path / "api-metrics", tmp_path / "monitor-metrics"
