@@ -168,7 +168,8 @@ def test_monitor_killed_and_subscribers_killed_on_a_cluster(
                 time.sleep(0.5)
             assert receiver.wait_for(all_acked_delivered(ledger), timeout=20)
             wait_log(restarted, "subscribed to")
-    assert_all_delivered(ledger, receiver, cluster_client(cluster))
+            # The killed monitor's leased batches are delivered again once their lease ran out: keep running.
+            assert_all_delivered(ledger, receiver, cluster_client(cluster))
 
 
 def pool_send(ledger: Ledger, api_url: str, users: list[str]) -> list[int]:
