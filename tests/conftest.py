@@ -46,8 +46,9 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def env(redis_server: RedisServer) -> dict[str, str]:
-    """The environment a test's processes get; tests may change it before use."""
+def env(redis_server: RedisServer, redis_client: redis.Redis) -> dict[str, str]:
+    """The environment a test's processes get; tests may change it before use. The session Redis is emptied
+    first: an earlier test's SIGKILLed monitor leaves a beat that would take a share of the partitions."""
     return {**TEST_ENV, "REDIS_URL": redis_server.url}
 
 

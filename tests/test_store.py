@@ -49,12 +49,12 @@ def test_batch_is_sealed_only_after_its_deadline(store: Store, redis_client: red
 
 
 def test_a_newer_message_moves_the_deadline(store: Store) -> None:
-    store.buffer.append(msg("u1", "a", ttl_ms=200))
-    time.sleep(0.15)
-    store.buffer.append(msg("u1", "b", ttl_ms=200))
-    time.sleep(0.1)
+    store.buffer.append(msg("u1", "a", ttl_ms=1000))
+    time.sleep(0.6)
+    store.buffer.append(msg("u1", "b", ttl_ms=1000))
+    time.sleep(0.6)
     assert store.buffer.flush_due(100) == []  # first deadline passed, but the second message moved it
-    time.sleep(0.15)
+    time.sleep(0.6)
     assert [f.count for f in store.buffer.flush_due(100)] == [2]
 
 

@@ -39,6 +39,12 @@ def send(api_url: str, **body: object) -> dict:
     return response.json()
 
 
+def sealed_on_time(batch: dict, after: float) -> bool:
+    """Sealed `after` seconds past its first message; a monitor process that stalls is covered by another
+    once the deadline is 1 s overdue, so a busy machine may be that much late."""
+    return -0.05 <= ts(batch["processed_at"]) - ts(batch["first_message_at"]) - after <= 1.3
+
+
 def batches_of(receiver: Receiver, user: str) -> list[dict]:
     return sorted((b for b in receiver.delivered if b["user"] == user), key=lambda b: b["sequence"])
 
@@ -55,7 +61,7 @@ def test_max_wait_flushes_a_user_who_never_pauses(api_url: str, receiver: Receiv
     one, two = batches_of(receiver, "chatty")
     assert one["flush_reason"] == "max_wait" and one["sequence"] == 1
     assert ts(one["processed_at"]) - ts(first["flush_at"]) < 1.0  # not a full ttl late
-    assert ts(one["processed_at"]) - ts(one["first_message_at"]) == pytest.approx(1.5, abs=0.3)
+    assert sealed_on_time(one, after=1.5)
     assert one["messages"] + two["messages"] == [f"m{n}" for n in range(i)]
 
 
@@ -105,7 +111,7 @@ def test_typing_extends_the_deadline_but_not_past_max_wait(api_url: str, receive
     [capped] = batches_of(receiver, "capped")
     assert ts(slow["processed_at"]) - ts(slow["first_message_at"]) >= 3.4
     assert capped["flush_reason"] == "max_wait"
-    assert ts(capped["processed_at"]) - ts(capped["first_message_at"]) == pytest.approx(2, abs=0.3)
+    assert sealed_on_time(capped, after=2)
 
 
 def test_message_ids_dedupe_across_batches_and_items_carry_details(api_url: str, receiver: Receiver) -> None:

@@ -76,7 +76,7 @@ def test_short_gaps_make_one_batch_and_long_gaps_separate_batches(
     assert [b["sequence"] for b in receiver.delivered if b["user"] == "long"] == [1, 2]
 
 
-def test_flush_arrives_within_a_second_of_the_deadline(env: dict[str, str], receiver: Receiver, tmp_path: Path) -> None:
+def test_flush_arrives_soon_after_the_deadline(env: dict[str, str], receiver: Receiver, tmp_path: Path) -> None:
     env["WEBHOOK_URL"] = receiver.url
     env["FLUSH_POLL_INTERVAL"] = "0.1"  # the default
     with system(env, tmp_path) as (api, _monitor):
@@ -87,7 +87,7 @@ def test_flush_arrives_within_a_second_of_the_deadline(env: dict[str, str], rece
         assert receiver.wait_for(lambda r: len(r.delivered) >= 20, timeout=10)
         arrivals = {r.body["user"]: r.at for r in receiver.received}
     lags = [arrivals[user] - deadline for user, deadline in deadlines.items()]
-    assert max(lags) < 1.0, lags
+    assert max(lags) < 1.5, lags  # polled every 0.1 s; a stalled process is covered once 1 s overdue
     assert min(lags) > -0.05, lags  # never before the deadline (small allowance for clock reads)
 
 
@@ -108,7 +108,7 @@ def test_without_config_rights_batches_still_flush_on_time(
             time.sleep(1)
             processes = monitor.log().count("monitor starting process=")
             assert monitor.log().count("cannot enable notify-keyspace-events") == processes  # once per process
-        assert lag < 1.0
+        assert lag < 1.5  # as above
     finally:
         redis_client.acl_deluser("limited")
         redis_client.config_set("notify-keyspace-events", "Ex")

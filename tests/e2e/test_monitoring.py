@@ -71,15 +71,15 @@ def test_status_and_metrics_add_up_over_workers_and_processes(
         monitor = start_monitor({**env, "PROMETHEUS_MULTIPROC_DIR": str(monitor_dir)}, tmp_path)
         with running(monitor):
             url = api.extra["url"]
-            deadline = time.monotonic() + 10  # both processes beat, so each takes its share of the partitions
-            while status(url)["monitors"]["alive"] < 2:
+            deadline = time.monotonic() + 20  # both processes beat, so each takes its share of the partitions
+            while monitor.log().count("partitions shared by 2") < 2 or status(url)["monitors"]["alive"] < 2:
                 assert time.monotonic() < deadline, monitor.log()
                 time.sleep(0.1)
-            time.sleep(HANDOVER_SECONDS + 2)  # until then each still polls everything (datafy/monitor/partitions.py)
+            time.sleep(HANDOVER_SECONDS + 1)  # until then each still polls everything (datafy/monitor/partitions.py)
             with ThreadPoolExecutor(8) as pool:  # concurrent connections reach both workers
                 list(pool.map(lambda i: post(url, f"user-{i}", ttl=0.2), range(USERS)))
             post(url, "dead-1", ttl=0.2)
-            post(url, "waiting-1", ttl=30)
+            post(url, "waiting-1", ttl=50)  # still pending, and due in the next minute, at the checks
             post(url, "waiting-2", ttl=600)
             assert requests.post(f"{url}/api/message", json={"user": "x"}, timeout=5).status_code == 400
             assert receiver.wait_for(lambda r: len({b["user"] for b in r.delivered}) == USERS, timeout=20)
