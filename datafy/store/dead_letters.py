@@ -9,7 +9,7 @@ from typing import Any
 from datafy.keys import PartitionKeys
 from datafy.store.connection import Connection, redis_errors
 
-TRIM_LOCK_MS = 5000
+TRIM_LOCK_SECONDS = 5.0
 
 
 def is_batch_id(text: str) -> bool:
@@ -36,16 +36,18 @@ class DeadLetters:
 
     def trim(self) -> int:
         """Drop the oldest dead letters beyond DEAD_LETTER_MAX, over all partitions; returns how many went."""
-        parts, lock = self.keys.all_partitions(), self.keys.dead_trim_lock()
+        # One trimmer at a time: two counting at once would both drop "the oldest" and drop too many.
+        # A monitor that finds the lock taken leaves the excess to the next bury. redis-py's lock releases
+        # only its own token: a trim slower than the lock's life cannot free another monitor's turn.
+        lock = self.connection.client.lock(self.keys.dead_trim_lock(), timeout=TRIM_LOCK_SECONDS, blocking=False,
+                                           thread_local=False, raise_on_release_error=False)  # fmt: skip
         with redis_errors():
-            # One trimmer at a time: two counting at once would both drop "the oldest" and drop too many.
-            # A monitor that finds the lock taken leaves the excess to the next bury.
-            if not self.connection.client.set(lock, "1", nx=True, px=TRIM_LOCK_MS):
+            if not lock.acquire():
                 return 0
             try:
-                return self._trim(parts)
+                return self._trim(self.keys.all_partitions())
             finally:
-                self.connection.client.delete(lock)
+                lock.release()
 
     def _trim(self, parts: list[PartitionKeys]) -> int:
         """The trim itself; the caller holds the lock and maps Redis errors."""
