@@ -76,6 +76,26 @@ def test_an_attempt_not_counted_leaves_the_attempts_as_they_were(store: Store) -
     assert again.attempt == claim.attempt == 1
 
 
+def test_a_failed_probe_goes_to_the_back_of_the_catch_up(store: Store) -> None:
+    """A batch the receiver always fails must not be the probe every time: the others get their turn (the
+    lease took it out of `retrying`, and its failure puts it back with a new start)."""
+    partition = store.keys.partition_of("poison")
+    other = next(f"u{i}" for i in range(10_000) if store.keys.partition_of(f"u{i}") == partition)
+    for user in ("poison", other):
+        store.buffer.append(IncomingMessage(user=user, message="oi", ttl_ms=1000, flush_reason="request"))
+        time.sleep(0.005)
+    claims = {claim.user: claim for claim in store.outbox.claim(10, 60)}
+    assert store.outbox.retry(claims["poison"], 3600, 500, "HTTP 500")  # counted: the outage began
+    time.sleep(0.005)
+    assert store.outbox.retry(claims[other], 3600, 503, "HTTP 503")
+    store.breaker.catch_up()
+    [probe] = store.outbox.claim(1, 60)
+    assert probe.user == "poison"  # the oldest wait is the first probe ...
+    assert store.outbox.retry(probe, 3600, 500, "HTTP 500", counted=False)  # ... it fails while open ...
+    store.breaker.catch_up()
+    assert [claim.user for claim in store.outbox.claim(1, 60)] == [other]  # ... and the next probe is another
+
+
 def test_a_probe_without_a_verdict_frees_the_turn(store: Store) -> None:
     """An expired batch used as the probe tells nothing of the receiver: the next probe may go at once."""
     breaker = store.breaker
