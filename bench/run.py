@@ -8,7 +8,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
-    "ingest", "flush_lag", "delivery", "burst", "outage", "http_floor", "memory", "steady", "polling", "topologies",
+    "ingest", "flush_lag", "delivery", "burst", "outage", "catch_up", "http_floor", "memory", "steady", "polling",
+    "topologies",
 ]  # fmt: skip
 EXTRA = ["soak"]
 

@@ -68,6 +68,22 @@ def test_catch_up_makes_waiting_batches_due_oldest_first_and_leaves_leases(
     assert store.outbox.claim(10, 60) == []  # "leased" keeps its lease
 
 
+def test_a_probe_catch_up_makes_only_the_oldest_wait_of_each_partition_ready(store: Store) -> None:
+    """Through a large outage a probe comes every few seconds: it must not pass over every waiting batch."""
+    partition = store.keys.partition_of("first")
+    neighbours = [f"u{i}" for i in range(10_000) if store.keys.partition_of(f"u{i}") == partition]
+    users = ["first", *neighbours[:2]]
+    for user in users:
+        store.buffer.append(IncomingMessage(user=user, message="oi", ttl_ms=1000, flush_reason="request"))
+    claims = {claim.user: claim for claim in store.outbox.claim(10, 60)}
+    for user in users:
+        assert store.outbox.retry(claims[user], 3600, 503, "HTTP 503")
+        time.sleep(0.005)
+    assert store.breaker.catch_up(per_partition=1) == 1
+    assert [claim.user for claim in store.outbox.claim(10, 60)] == ["first"]
+    assert store.breaker.catch_up() == 2  # the receiver answered: all the others
+
+
 def test_an_attempt_not_counted_leaves_the_attempts_as_they_were(store: Store) -> None:
     store.buffer.append(IncomingMessage(user="u", message="oi", ttl_ms=1000, flush_reason="request"))
     [claim] = store.outbox.claim(1, 60)

@@ -60,7 +60,7 @@ class ReceiverGate:
             log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now",
                      (new.now_ms - new.closed_from_ms) / 1000, caught_up)  # fmt: skip
         elif new.probe_granted:
-            self.breaker.catch_up()  # so that the oldest waiting batch is the probe
+            self.breaker.catch_up(per_partition=1)  # so that the oldest waiting batch is the probe
         self.state = new
         return new
 

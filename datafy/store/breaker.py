@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datafy.store.connection import Connection, checked, redis_errors
+from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
 
 OPEN_AFTER_FAILURES = 5  # retryable failures in a row ...
 QUIET_SECONDS = 5.0  # ... and no success for this long: the receiver is down, not just failing some requests
@@ -56,11 +56,13 @@ class Breaker:
         open_since, paused_until, now, closed_from, granted, count = (int(value) for value in reply)
         return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count)
 
-    def catch_up(self) -> int:
-        """Make every batch that waits for a retry ready now, oldest wait first; returns how many."""
+    def catch_up(self, per_partition: int = 0) -> int:
+        """Make the batches that wait for a retry ready now, oldest wait first: every one, or the oldest
+        `per_partition` of each partition (a probe's candidates); returns how many."""
         parts = self.connection.keys.all_partitions()
+        calls: list[ScriptCall] = [("catch_up", [part.ready, part.retrying], [per_partition]) for part in parts]
         with redis_errors():
-            replies = self.connection.run_many([("catch_up", [part.ready, part.retrying], []) for part in parts])
+            replies = self.connection.run_many(calls)
         return sum(checked(replies))
 
 
