@@ -14,7 +14,6 @@ from requests.structures import CaseInsensitiveDict
 from datafy.http.openapi import document
 
 METHODS = ("get", "post", "put", "patch", "delete")
-ELSEWHERE = "x-datafy-elsewhere"  # paths built on other branches (issue 13): 404 here until those are merged
 UNROUTED_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
@@ -36,12 +35,11 @@ class Contract:
                 return template
         return None
 
-    def operations(self, elsewhere: bool = False) -> set[tuple[str, str]]:
-        """(METHOD, template) of every documented operation; those built on other branches only when asked."""
+    def operations(self) -> set[tuple[str, str]]:
+        """(METHOD, template) of every documented operation."""
         return {
             (method.upper(), template)
             for template, item in self.doc["paths"].items()
-            if elsewhere or ELSEWHERE not in item
             for method in METHODS
             if method in item
         }
