@@ -17,8 +17,11 @@ FAILOVER_TIMEOUT_MS = 3000  # short: a failed election is retried after twice th
 class SentinelProcess(RedisServer):
     """One sentinel: the server binary in sentinel mode with its own (rewritable) config file in its data dir."""
 
-    def __init__(self, port: int, master_name: str, primary: RedisServer, quorum: int, password: str = "") -> None:
+    def __init__(
+        self, port: int, master_name: str, primary: RedisServer, quorum: int, password: str = "", own_password: str = ""
+    ) -> None:
         super().__init__(port=port)
+        self.own_password = own_password
         self.config = Path(self.data_dir) / "sentinel.conf"
         lines = [
             f"port {port}",
@@ -33,13 +36,16 @@ class SentinelProcess(RedisServer):
         ]
         if password:
             lines.append(f"sentinel auth-pass {master_name} {password}")
+        if own_password:  # clients and the other sentinels must authenticate to this one
+            lines += [f"requirepass {own_password}", f"sentinel sentinel-pass {own_password}"]
         # Sentinel rewrites this file as it learns the topology, so it must be its own, writable copy.
         self.config.write_text("\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
-        """The redis:// URL of this sentinel (no password: sentinels themselves are open on loopback)."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The redis:// URL of this sentinel."""
+        auth = f":{self.own_password}@" if self.own_password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
         """The binary, this sentinel's config file and --sentinel."""
@@ -47,13 +53,19 @@ class SentinelProcess(RedisServer):
 
 
 class LocalSentinel:
-    """`replicas` replicas of one primary watched by `sentinels` sentinels (quorum: a majority of them)."""
+    """`replicas` replicas of one primary watched by `sentinels` sentinels (quorum: a majority of them).
+    `password`: the data nodes'; `sentinel_password`: the sentinels' own (requirepass), none by default."""
 
     def __init__(
-        self, replicas: int = 1, sentinels: int = 3, master_name: str = "mymaster", password: str = ""
+        self,
+        replicas: int = 1,
+        sentinels: int = 3,
+        master_name: str = "mymaster",
+        password: str = "",
+        sentinel_password: str = "",
     ) -> None:
         self.master_name = master_name
-        self.password = password
+        self.password, self.sentinel_password = password, sentinel_password
         ports = free_ports(1 + replicas + sentinels)
         self.primary = RedisServer(port=ports[0], password=password, extra_args=self._data_args())
         self.replicas = [
@@ -68,7 +80,8 @@ class LocalSentinel:
         self._clients: dict[int, redis.Redis] = {}
         quorum = sentinels // 2 + 1
         self.sentinel_processes = [
-            SentinelProcess(port, master_name, self.primary, quorum, password) for port in ports[1 + replicas :]
+            SentinelProcess(port, master_name, self.primary, quorum, password, sentinel_password)
+            for port in ports[1 + replicas :]
         ]
 
     def _data_args(self) -> list[str]:
@@ -104,9 +117,9 @@ class LocalSentinel:
         return True
 
     def _client(self, server: RedisServer) -> redis.Redis:
-        """One reused client per process (sentinels take no password), text in and out."""
+        """One reused client per process, text in and out."""
         if server.port not in self._clients:
-            password = None if isinstance(server, SentinelProcess) else self.password or None
+            password = (self.sentinel_password if isinstance(server, SentinelProcess) else self.password) or None
             self._clients[server.port] = redis.Redis(
                 host=server.host, port=server.port, password=password, socket_timeout=2, decode_responses=True
             )

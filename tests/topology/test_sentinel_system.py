@@ -18,16 +18,18 @@ from tests.conftest import TEST_ENV
 from tests.topology.load import Load
 
 pytestmark = pytest.mark.topology
-PASSWORD = "sentinel-secret"
+PASSWORD = "sentinel-secret"  # the data nodes'
+SENTINEL_PASSWORD = "sentinels-own-secret"  # the sentinels' own: REDIS_SENTINEL_PASSWORD
 
 
 def test_primary_killed_under_load_api_and_monitor_follow_the_promoted_replica(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    with LocalSentinel(replicas=1, sentinels=3, password=PASSWORD) as setup:
+    with LocalSentinel(replicas=1, sentinels=3, password=PASSWORD, sentinel_password=SENTINEL_PASSWORD) as setup:
         sentinels = ",".join(f"{host}:{port}" for host, port in setup.sentinels)
         env = {**TEST_ENV, "WEBHOOK_URL": receiver.url, "REDIS_SENTINELS": sentinels, "REDIS_PASSWORD": PASSWORD,
-               "REDIS_SENTINEL_MASTER": setup.master_name, "REDIS_WAIT_REPLICAS": "1"}  # fmt: skip
+               "REDIS_SENTINEL_PASSWORD": SENTINEL_PASSWORD, "REDIS_SENTINEL_MASTER": setup.master_name,
+               "REDIS_WAIT_REPLICAS": "1"}  # fmt: skip
         with system(env, tmp_path) as (api, monitor):
             assert "redis mode=sentinel" in monitor.log()
             with Load(api.extra["url"], [f"chat{u}" for u in range(40)]) as load:
