@@ -10,15 +10,17 @@ from types import TracebackType
 import redis
 
 from datafy.dev.redis_server import RedisServer, free_ports, wait_until
+from datafy.dev.tls import TlsFiles, find_tls_server_binary
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000  # short, so a killed primary is failed over in a few seconds
 
 
 class ClusterNode(RedisServer):
-    """One cluster node: a RedisServer with cluster mode on, its node id and its last known role."""
+    """One cluster node: a RedisServer with cluster mode on, its node id and its last known role. With `certs`,
+    clients, the cluster bus and replication all go over TLS (no plain TCP port)."""
 
-    def __init__(self, port: int, bus_port: int, password: str = "") -> None:
+    def __init__(self, port: int, bus_port: int, password: str = "", certs: TlsFiles | None = None) -> None:
         extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]  # relative to its own data dir
         # An explicit bus port: the default (port + 10000) is invalid above 55535 and may be taken.
         extra += ["--cluster-port", str(bus_port)]
@@ -28,17 +30,28 @@ class ClusterNode(RedisServer):
         extra += ["--repl-diskless-sync-delay", "0"]  # the default waits 5 s for more replicas before a first sync
         if password:
             extra += ["--masterauth", password]  # replicas sync from a primary that requires the password
-        super().__init__(port=port, password=password, extra_args=extra)
+        if certs:  # later arguments win: --port 0 closes the plain port
+            extra += ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes", "--tls-replication", "yes"]
+            extra += ["--tls-cert-file", certs.server_cert, "--tls-key-file", certs.server_key]
+            extra += ["--tls-ca-cert-file", certs.ca_cert, "--tls-auth-clients", "optional"]
+        binary = find_tls_server_binary() if certs else None
+        super().__init__(port=port, password=password, binary=binary, extra_args=extra)
+        self.certs = certs
         self.bus_port = bus_port
         self.node_id = ""
         self.role = "primary"  # "primary", "replica" or "stopped"; refreshed by LocalCluster.wait_until_ok()
         self.primary_id = ""  # for a replica: the node id of its primary
         self._client: redis.Redis | None = None
 
+    def probe_client(self) -> redis.Redis:
+        """Over the unix socket, as client() is: start-up does not depend on TLS."""
+        return redis.Redis(unix_socket_path=self.socket_path, password=self.password or None, socket_timeout=1)
+
     def client(self) -> redis.Redis:
-        """A plain (non-cluster) client of this node only, bytes in and out; one per node, reused."""
+        """A plain (non-cluster) client of this node only, over its unix socket, bytes in and out; reused."""
         if self._client is None:
-            self._client = redis.Redis(host=self.host, port=self.port, password=self.password or None, socket_timeout=5)
+            self._client = redis.Redis(unix_socket_path=self.socket_path, password=self.password or None,
+                                       socket_timeout=5)  # fmt: skip
         return self._client
 
     def cleanup(self) -> None:
@@ -52,21 +65,23 @@ class ClusterNode(RedisServer):
 
 
 class LocalCluster:
-    """`primaries` primaries, each with `replicas_per_primary` replicas, slots spread evenly."""
+    """`primaries` primaries, each with `replicas_per_primary` replicas, slots spread evenly; over TLS with `certs`."""
 
-    def __init__(self, primaries: int = 3, replicas_per_primary: int = 0, password: str = "") -> None:
-        self.password = password
+    def __init__(
+        self, primaries: int = 3, replicas_per_primary: int = 0, password: str = "", certs: TlsFiles | None = None
+    ) -> None:
+        self.password, self.certs = password, certs
         count = primaries * (1 + replicas_per_primary)
         ports = free_ports(2 * count)
-        self.nodes = [ClusterNode(ports[2 * i], ports[2 * i + 1], password) for i in range(count)]
+        self.nodes = [ClusterNode(ports[2 * i], ports[2 * i + 1], password, certs) for i in range(count)]
         self._primary_count = primaries
 
     @property
     def url(self) -> str:
-        """The redis:// URL of the first node that still runs (cluster clients discover the rest)."""
+        """The redis:// (rediss:// over TLS) URL of the first node that still runs (clients discover the rest)."""
         node = next(n for n in self.nodes if n.alive)
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}{node.host}:{node.port}"
+        return f"{'rediss' if self.certs else 'redis'}://{auth}{node.host}:{node.port}"
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
         """Start every node, assign slots, join them, attach replicas, and wait until the cluster is ok."""

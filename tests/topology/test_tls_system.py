@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from datafy.dev.cluster import LocalCluster
 from datafy.dev.processes import PROJECT_ROOT, process_env, system
 from datafy.dev.receiver import Receiver
 from datafy.dev.tls import TlsFiles, TlsRedisServer, make_certificates
@@ -43,6 +44,20 @@ def test_the_system_runs_over_tls_and_mutual_tls(receiver: Receiver, tmp_path: P
     with tls_server(certs, auth_clients="yes") as server:
         env.update(REDIS_URL=server.url, REDIS_TLS_CERT_FILE=certs.client_cert, REDIS_TLS_KEY_FILE=certs.client_key)
         deliver_one(env, receiver, tmp_path, "mutual-tls")
+
+
+def test_the_system_runs_on_a_cluster_over_tls(receiver: Receiver, tmp_path: Path) -> None:
+    """Clients, the cluster bus and replication all over TLS; the cluster client follows rediss:// to every node."""
+    certs = make_certificates(str(tmp_path / "certs"))
+    with LocalCluster(primaries=3, certs=certs) as cluster:
+        env = {**TEST_ENV, "WEBHOOK_URL": receiver.url, "REDIS_URL": cluster.url, "REDIS_TLS_CA_FILE": certs.ca_cert}
+        with system(env, tmp_path) as (api, monitor):
+            for user in range(12):  # spread over the partitions, and so over the primaries
+                reply = requests.post(f"{api.extra['url']}/api/message", json={"user": f"c{user}", "message": "oi",
+                                                                               "ttl": 0.2}, timeout=10)  # fmt: skip
+                assert reply.status_code == 200, reply.text
+            assert receiver.wait_for(lambda r: len({b["user"] for b in r.delivered}) == 12, timeout=20)
+            assert "redis mode=cluster" in monitor.log() and "redis mode=cluster" in api.log()
 
 
 @pytest.mark.parametrize("command", [["monitor.py"], ["-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"]])
