@@ -36,7 +36,7 @@ def test_interleaved_burst_gives_one_ordered_batch_per_user(
         with ThreadPoolExecutor(16) as pool:
             for i in range(per_user):
                 bodies = [
-                    {"user": f"55119{u:05d}", "message": f"msg {i}", "ttl": 2, "seq": i, "name": f"N{u}"}
+                    {"user": f"55119{u:05d}", "message": f"msg {i}", "ttl": 5, "seq": i, "name": f"N{u}"}
                     for u in range(users)
                 ]
                 replies = list(pool.map(lambda b: session.post(f"{api.extra['url']}/api/message", json=b), bodies))

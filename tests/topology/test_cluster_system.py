@@ -58,7 +58,7 @@ def test_burst_on_three_primaries_with_two_monitors(cluster: LocalCluster, recei
         session = requests.Session()
         with ThreadPoolExecutor(16) as pool:  # message i of every user before message i+1 of any
             for i in range(per_user):
-                bodies = [{"user": f"5511{u:05d}", "message": f"msg {i}", "ttl": 2} for u in range(users)]
+                bodies = [{"user": f"5511{u:05d}", "message": f"msg {i}", "ttl": 5} for u in range(users)]
                 replies = list(pool.map(lambda b: session.post(f"{api.extra['url']}/api/message", json=b), bodies))
                 assert all(r.status_code == 200 for r in replies)
         typing = session.post(f"{api.extra['url']}/api/typing", json={"user": "551100001", "ttl": 3}).json()
