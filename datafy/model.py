@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +91,8 @@ class Claim:
     attempt: int
     token: str
     replayed: bool = False  # an operator replayed it from the dead letters: MAX_BATCH_AGE no longer applies
+    # time.monotonic() by which the lease has surely ended: measured from before the lease was asked for
+    leased_until: float = math.inf
 
 
 @dataclass(frozen=True)

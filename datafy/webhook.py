@@ -53,15 +53,19 @@ class WebhookClient:
             trust_env=False,
         )
 
-    async def send_batch(self, body: bytes, batch_id: str) -> DeliveryResult:
-        """POST one batch; the batch id doubles as an idempotency key for receivers that dedupe."""
+    async def send_batch(self, body: bytes, batch_id: str, within: float | None = None) -> DeliveryResult:
+        """POST one batch; the batch id doubles as an idempotency key for receivers that dedupe. `within`
+        (seconds) shortens the bound on this POST below WEBHOOK_TIMEOUT: what is left of its lease."""
         started = time.perf_counter()
+        timeout = self.timeout
+        if within is not None and timeout.total is not None and within < timeout.total:
+            timeout = aiohttp.ClientTimeout(total=within, sock_connect=min(CONNECT_TIMEOUT_SECONDS, within))
         headers = {"X-Batch-Id": batch_id, "Idempotency-Key": batch_id}
         if self.signer is not None:  # signed per attempt: same webhook-id, this attempt's timestamp
             headers.update(self.signer.headers(batch_id, body))
         try:
             async with self.session.post(
-                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, proxy=self.proxy
+                self.url, data=body, headers=headers, timeout=timeout, allow_redirects=False, proxy=self.proxy
             ) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After")
                 await _discard_reply(response)

@@ -13,7 +13,7 @@ from datafy.config import Settings
 from datafy.dev.receiver import Receiver, Reply
 from datafy.model import Claim, IncomingMessage
 from datafy.monitor.delivery import Recorder
-from datafy.monitor.sender import Sender
+from datafy.monitor.sender import LEASE_MARGIN_SECONDS, MIN_POST_SECONDS, Sender
 from datafy.store import Store
 from datafy.store.stats import Figures
 from tests.conftest import TEST_ENV
@@ -115,3 +115,29 @@ def test_the_minute_figures_count_every_outcome_and_no_lag_for_a_replay(
         totals.add(figures)
     assert (totals.delivered, totals.retry, totals.dead_letter) == (2, 1, 1)
     assert sum(totals.buckets) == 1 and totals.lag_ms(0.5) is not None  # the first delivery's lag only
+
+
+def test_a_claim_with_too_little_lease_left_is_handed_back_unposted(
+    settings: Settings, store: Store, sender: Sender, receiver: Receiver
+) -> None:
+    """A process stalled between lease and POST must not POST: the lease may already belong to another one."""
+    [claim] = sealed_claims(store, "u1")
+    stalled = replace(claim, leased_until=time.monotonic() + LEASE_MARGIN_SECONDS + MIN_POST_SECONDS / 2)
+    attempt(settings, store, sender, stalled)
+    assert receiver.received == []
+    [again] = store.outbox.claim(1, 10)  # ready at once, and the attempt that did not happen is not counted
+    assert again.batch_id == claim.batch_id and again.attempt == claim.attempt == 1
+    attempt(settings, store, sender, again)
+    assert [batch["batch_id"] for batch in receiver.delivered] == [claim.batch_id]
+
+
+def test_a_post_ends_before_its_lease(settings: Settings, store: Store, sender: Sender, receiver: Receiver) -> None:
+    """WEBHOOK_TIMEOUT is 2 s here; with 1.6 s of lease left the POST is given 1.1 s, not 2."""
+    receiver.behaviour = lambda batch, nth: Reply(delay=3)
+    [claim] = sealed_claims(store, "u1")
+    started = time.monotonic()
+    attempt(settings, store, sender, replace(claim, leased_until=started + LEASE_MARGIN_SECONDS + 1.1))
+    assert time.monotonic() - started < 1.8
+    time.sleep(0.3)  # the schedule's 0.2 s
+    [again] = store.outbox.claim(1, 10)
+    assert again.attempt == 2  # a timeout, counted: the POST was made

@@ -12,7 +12,7 @@ import math
 import time
 
 from datafy.errors import StoreUnavailableError
-from datafy.monitor.sender import Sent
+from datafy.monitor.sender import NOT_POSTED, Sent
 from datafy.retry import MAX_RETRY_AFTER_SECONDS
 from datafy.store.breaker import CLOSED, Breaker, BreakerState
 
@@ -77,4 +77,6 @@ class ReceiverGate:
 def receiver_failed(sent: Sent) -> bool:
     """A failure that says the receiver is down or overloaded (not our bug, not an expired batch, not a 4xx)."""
     result = sent.result
-    return result.retryable and (result.status is not None or not result.error.startswith("internal error"))
+    if result.status is None and (result.error in NOT_POSTED or result.error.startswith("internal error")):
+        return False
+    return result.retryable

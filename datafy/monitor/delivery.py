@@ -10,7 +10,7 @@ from datafy import metrics
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
 from datafy.monitor.breaker import receiver_failed
-from datafy.monitor.sender import EXPIRED, Sent
+from datafy.monitor.sender import EXPIRED, LEASE_SHORT, NOT_POSTED, Sent
 from datafy.retry import retry_delay
 from datafy.store import Store
 
@@ -56,7 +56,7 @@ class Recorder:
         """Reschedule or dead-letter each failed attempt; if Redis cannot take it, its lease runs out instead.
         Attempts not `counted` (the receiver is down) are rescheduled, never dead-lettered for running out."""
         for sent in attempts:
-            if sent.result.status is not None or sent.result.error != EXPIRED:  # an expired batch was not POSTed
+            if sent.result.status is not None or sent.result.error not in NOT_POSTED:
                 metrics.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
             try:
                 self._record_failure(sent, counted)
@@ -68,6 +68,10 @@ class Recorder:
     def _record_failure(self, sent: Sent, counted: bool) -> None:
         """Schedule the next attempt, or move the batch to the dead letters when it is not retryable or spent."""
         claim, result = sent.claim, sent.result
+        if result.error == LEASE_SHORT:  # not tried: handed back at once, as if the attempt had not begun
+            if self.store.outbox.retry(claim, 0, None, result.error, counted=False):
+                log.warning("lease ran short before the POST (process stalled); handed back %s", _ids(sent))
+            return
         counted = counted or not receiver_failed(sent)  # our own bug counts even while the receiver is down
         schedule = self.settings.webhook_retry_schedule
         attempt = claim.attempt if counted else min(claim.attempt, len(schedule))  # an uncounted one never runs out

@@ -25,6 +25,12 @@ from datafy.webhook import DeliveryResult, WebhookClient
 log = logging.getLogger(__name__)
 
 EXPIRED = "expired"  # the error of a batch older than MAX_BATCH_AGE, dead-lettered without a POST
+# The error of a batch not POSTed because too little of its lease was left (this process was stalled): a
+# POST must end before the lease can pass to another process, or two would be open at once.
+LEASE_SHORT = "lease ran short before the POST"
+NOT_POSTED = frozenset({EXPIRED, LEASE_SHORT})
+MIN_POST_SECONDS = 1.0  # a POST gets at least this much of its lease, or is not started
+LEASE_MARGIN_SECONDS = 0.5  # a POST ends this long before its lease: timers of a busy event loop fire late
 
 
 @dataclass(frozen=True)
@@ -118,11 +124,14 @@ class Sender:
         try:
             record = json.loads(claim.body)
             body = webhook_body_of(record)
+            left = claim.leased_until - time.monotonic() - LEASE_MARGIN_SECONDS
             if not claim.replayed and self._expired(body):
                 result = DeliveryResult(False, None, EXPIRED, False, None, 0.0)
+            elif left < MIN_POST_SECONDS:
+                result = DeliveryResult(False, None, LEASE_SHORT, True, None, 0.0)
             else:
                 payload = json.dumps(body, ensure_ascii=False).encode()
-                result = await self._client.send_batch(payload, claim.batch_id)
+                result = await self._client.send_batch(payload, claim.batch_id, within=left)
             due_ms = int(record.get("due_ms") or record["sealed_ms"])  # batches sealed before 1.1 have no due_ms
             sent = Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"], due_ms)
         except asyncio.CancelledError:  # stopping: the lease hands the batch on

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -52,13 +53,14 @@ class Outbox:
                 return [bool(a) for a in acks], []
             tokens = [uuid.uuid4().hex for _ in candidates]
             lease_ms = int(lease_seconds * 1000)
+            leased_until = time.monotonic() + lease_seconds  # before the request: Redis's lease ends later
             leases: list[ScriptCall] = [
                 ("claim", self._keys(user), [user, lease_ms, token])
                 for user, token in zip(candidates, tokens, strict=True)
             ]
             replies = self.connection.per_user(candidates, self.connection.run_many(leases), "claim")
         claims = [
-            Claim(user, r[0], r[1], int(r[2]), token, replayed=r[3] == 1)
+            Claim(user, r[0], r[1], int(r[2]), token, replayed=r[3] == 1, leased_until=leased_until)
             for user, token, r in zip(candidates, tokens, replies, strict=True)
             if r  # None: another monitor took it first, it was not ready after all, or its script failed
         ]

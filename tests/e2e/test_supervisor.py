@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,11 +118,16 @@ def test_two_containers_of_two_processes_share_the_work_and_survive_a_kill(
         os.kill(first.children()[0], signal.SIGKILL)
         assert receiver.wait_for(all_acked_delivered(ledger), timeout=40)
         assert_all_delivered(ledger, receiver, redis_client)
-        served = [proc.log().count("delivered user=") for proc in (first, second)]
+        logs = first.log() + second.log()
+    served = [log.count("delivered user=") for log in (first.log(), second.log())]
     assert all(count > 0 for count in served), served  # both containers took part
+    # An attempt that timed out (WEBHOOK_TIMEOUT) was over for the monitor, yet a starved receiver may read
+    # it only later, just before the retry: no overlap of two attempts, so those batches are left out.
+    timed_out = set(re.findall(r"batch=(\w+) .*error='timeout'", logs))
     arrivals: dict[str, list[float]] = {}
     for post in receiver.received:
-        arrivals.setdefault(post.body["batch_id"], []).append(post.at)
+        if post.body["batch_id"] not in timed_out:
+            arrivals.setdefault(post.body["batch_id"], []).append(post.at)
     for batch_id, times in arrivals.items():
         gaps = [later - earlier for earlier, later in pairwise(times)]
         assert all(gap >= hold for gap in gaps), f"{batch_id} POSTed again while its first POST was open: {gaps}"
