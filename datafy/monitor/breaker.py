@@ -75,7 +75,7 @@ class ReceiverGate:
 
 
 def receiver_failed(sent: Sent) -> bool:
-    """A failure that says the receiver is down or overloaded (not our bug, not an expired batch, not a 4xx)."""
+    """A failure that says the receiver is down or overloaded (not our bug, not a batch we did not POST, not a 4xx)."""
     result = sent.result
     if result.status is None and (result.error in NOT_POSTED or result.error.startswith("internal error")):
         return False
