@@ -21,7 +21,8 @@ try:
     _settings.check_api()
     check_store(_settings)  # a CA we do not trust, another REDIS_PARTITIONS, REDIS_DB on a Cluster
 except ConfigurationError as exc:
-    sys.exit(f"configuration error: {exc}")
+    sys.stderr.write(f"configuration error: {exc}\n")
+    sys.exit(2)  # as the monitor does
 
 
 def _env(name: str, default: str) -> str:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from redis.connection import parse_url
+
 from datafy.env import EnvReader, parse_duration, parse_switch
 from datafy.errors import ConfigurationError
 from datafy.redis_options import RedisOptions
@@ -18,6 +20,7 @@ from datafy.signing import check_secret
 DEFAULT_RETRY_SCHEDULE = "1s,2s,5s,10s,30s,1m,2m,5m,10m,30m,1h,2h,4h,8h,12h"
 MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
 MAX_MONITOR_PROCESSES = 64
+MIN_RETRY_STEP_SECONDS = 0.001  # WEBHOOK_RETRY_SCHEDULE: a zero step would retry at once, in a loop
 LEASE_MARGIN_SECONDS = 3.0  # DELIVERY_VISIBILITY_TIMEOUT - WEBHOOK_TIMEOUT at least
 
 
@@ -100,10 +103,7 @@ class Settings:
         redis_db = reader.get("REDIS_DB", int, 0, minimum=0)
         redis = RedisOptions.from_env(env, reader)
         redis_url = env.get("REDIS_URL", "").strip() or _url_from_parts(reader, redis_db, redis.wants_tls)
-        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigurationError("REDIS_URL must start with redis://, rediss:// or unix://")
-        if env.get("REDIS_URL", "").strip():
-            redis_db = _db_from_url(redis_url)
+        redis_db = _check_redis_url(redis_url, "REDIS_URL" if env.get("REDIS_URL", "").strip() else "REDIS_HOST")
         if redis.wants_tls and not redis_url.startswith("rediss://"):
             raise ConfigurationError("REDIS_TLS_* is set but REDIS_URL is not rediss://: use rediss:// for TLS")
         webhook_url = env.get("WEBHOOK_URL", "").strip()
@@ -112,6 +112,7 @@ class Settings:
         prefix = env.get("REDIS_PREFIX", "datafy").strip()
         if not prefix or any(ch in prefix for ch in "{}: "):
             raise ConfigurationError("REDIS_PREFIX must be non-empty, without spaces, ':' or braces")
+        max_batch_bytes = reader.get("MAX_BATCH_BYTES", int, 4 * 1024 * 1024, minimum=1024)
         settings = cls(
             redis_url=redis_url,
             redis_db=redis_db,
@@ -120,12 +121,12 @@ class Settings:
             webhook_url=webhook_url,
             default_ttl=reader.get("DEFAULT_TTL", float, 15.0, minimum=0.001),
             max_ttl=reader.get("MAX_TTL", float, 86400.0, minimum=0.001, maximum=MAX_SECONDS),
-            max_message_bytes=reader.get("MAX_MESSAGE_BYTES", int, 64 * 1024, minimum=1),
+            max_message_bytes=reader.get("MAX_MESSAGE_BYTES", int, min(64 * 1024, max_batch_bytes), minimum=1),
             max_body_bytes=reader.get("MAX_BODY_BYTES", int, 1024 * 1024, minimum=1024),
             max_wait=reader.get("MAX_WAIT", float, 0.0, minimum=0, maximum=MAX_SECONDS),
             max_messages=reader.get("MAX_MESSAGES", int, 0, minimum=0),
             max_batch_messages=reader.get("MAX_BATCH_MESSAGES", int, 1000, minimum=1),
-            max_batch_bytes=reader.get("MAX_BATCH_BYTES", int, 4 * 1024 * 1024, minimum=1024),
+            max_batch_bytes=max_batch_bytes,
             flush_keywords=frozenset(
                 normalize_keyword(word) for word in env.get("FLUSH_KEYWORDS", "").split(",") if word.strip()
             ),
@@ -167,6 +168,16 @@ class Settings:
     def _check_relations(self) -> None:
         if self.default_ttl > self.max_ttl:
             raise ConfigurationError(f"DEFAULT_TTL ({self.default_ttl:g}) must not exceed MAX_TTL ({self.max_ttl:g})")
+        if set(self.admin_api_keys) & set(self.api_keys):  # the error never repeats a key
+            raise ConfigurationError(
+                "ADMIN_API_KEY shares a key with API_KEY: every integration holds the ingest key, so the admin "
+                "key(s) must differ from all of them"
+            )
+        if self.max_message_bytes > self.max_batch_bytes:
+            raise ConfigurationError(
+                f"MAX_MESSAGE_BYTES ({self.max_message_bytes}) must not exceed MAX_BATCH_BYTES "
+                f"({self.max_batch_bytes}): one message would fill a batch past its cap"
+            )
         if self.delivery_visibility_timeout < self.webhook_timeout + LEASE_MARGIN_SECONDS:
             raise ConfigurationError(
                 f"DELIVERY_VISIBILITY_TIMEOUT ({self.delivery_visibility_timeout:g}) must be at least WEBHOOK_TIMEOUT "
@@ -185,9 +196,12 @@ def _is_http_url(url: str) -> bool:
 
 
 def _parse_schedule(text: str) -> tuple[float, ...]:
+    """Comma-separated waits, each above zero: a zero step would retry a failing receiver at once, in a loop."""
     steps = tuple(parse_duration(step) for step in text.split(",") if step.strip())
-    if not steps:
-        raise ValueError(text)
+    if not steps or min(steps) < MIN_RETRY_STEP_SECONDS:
+        raise ConfigurationError(
+            f"WEBHOOK_RETRY_SCHEDULE={text!r} must list waits of at least 1ms, separated by commas (like 1s,5s,1m)"
+        )
     return steps
 
 
@@ -225,21 +239,45 @@ def _parse_format(text: str) -> str:
 
 def _url_from_parts(reader: EnvReader, db: int, tls: bool) -> str:
     host = reader.env.get("REDIS_HOST", "").strip() or "localhost"
-    port = reader.get("REDIS_PORT", int, 6379, minimum=1)
+    port = reader.get("REDIS_PORT", int, 6379, minimum=1, maximum=65535)
     password = reader.env.get("REDIS_PASSWORD", "")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"{'rediss' if tls else 'redis'}://{auth}{host}:{port}/{db}"
 
 
-def _db_from_url(url: str) -> int:
-    """The database a URL names: its path (redis://h/3), or ?db= (also the only way for unix:///x.sock?db=3)."""
+def _check_redis_url(url: str, variable: str) -> int:
+    """The database a Redis URL names: its path (redis://h/3) or ?db= (the only way for unix:///x.sock?db=3).
+
+    redis-py reads the same URL for every client, the expired-event channel is named after this number, and a
+    Sentinel client is given it: a URL the two would read differently (a port that is not one, /0?db=3) is
+    refused, so that every client and the subscription use one database."""
     parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"{variable} must start with redis://, rediss:// or unix://")
+    if parts.scheme != "unix":
+        try:
+            port = parts.port  # None: redis-py's default, 6379
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ConfigurationError(f"{variable} names a port that is not a number between 1 and 65535")
     path = "" if parts.scheme == "unix" else parts.path.strip("/")
-    raw = path or parse_qs(parts.query).get("db", ["0"])[0]
+    query = parse_qs(parts.query).get("db", [""])[0]
+    for raw in (path, query):
+        if raw and not (raw.isascii() and raw.isdigit()):
+            raise ConfigurationError(f"{variable} names a database {raw!r} that is not a number (0, 1, 2...)")
+    if path and query and int(path) != int(query):
+        raise ConfigurationError(
+            f"{variable} names database {int(path)} in its path and {int(query)} in ?db=: name one (the path or ?db=)"
+        )
+    db = int(path or query or "0")
     try:
-        return int(raw)
-    except ValueError:
-        raise ConfigurationError(f"REDIS_URL names a database {raw!r} that is not a number") from None
+        read_by_redis = parse_url(url).get("db", 0)
+    except ValueError as exc:
+        raise ConfigurationError(f"{variable} is not a URL redis-py can read: {exc}") from None
+    if read_by_redis != db:  # a safety net for any other reading: one database for every client
+        raise ConfigurationError(f"{variable} names database {db}, but redis-py would read {read_by_redis}")
+    return db
 
 
 def _writable_dir(text: str) -> str:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
+import redis
 
 from datafy.config import Settings, normalize_keyword, parse_duration
+from datafy.dev.processes import PROJECT_ROOT, process_env
+from datafy.dev.redis_server import RedisServer
 from datafy.errors import ConfigurationError
+from datafy.model import IncomingMessage
+from datafy.store import Store
+from datafy.store.servers import enable_expiry_events
+from tests.conftest import TEST_ENV
 
 
 def test_defaults() -> None:
@@ -63,6 +74,21 @@ def test_durations_schedules_and_keywords() -> None:
         ({"METRICS_PORT": "prometheus"}, "METRICS_PORT"),
         ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
         ({"PROMETHEUS_MULTIPROC_DIR": "/proc/self/no-such-dir"}, "PROMETHEUS_MULTIPROC_DIR"),
+        # Regression: these were accepted, and the monitor died on them with a traceback (or ran on a wrong value).
+        ({"REDIS_PORT": "70000"}, "REDIS_PORT"),
+        ({"REDIS_URL": "redis://localhost:abc/0"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost:0/0"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost:6379/0?db=3"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost:6379?db=-1"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost:6379/0?socket_timeout=soon"}, "REDIS_URL"),
+        ({"REDIS_HOST": "redis:6379"}, "REDIS_HOST"),
+        ({"API_KEY": "ingest", "ADMIN_API_KEY": "ingest"}, "ADMIN_API_KEY"),
+        ({"API_KEY": "old,new", "ADMIN_API_KEY": "admin, new"}, "ADMIN_API_KEY"),
+        ({"MAX_MESSAGE_BYTES": "5000", "MAX_BATCH_BYTES": "4096"}, "MAX_MESSAGE_BYTES"),
+        ({"MAX_MESSAGE_BYTES": "8000000"}, "MAX_MESSAGE_BYTES"),
+        ({"WEBHOOK_RETRY_SCHEDULE": "0s"}, "WEBHOOK_RETRY_SCHEDULE"),
+        ({"WEBHOOK_RETRY_SCHEDULE": "1s,0,5s"}, "WEBHOOK_RETRY_SCHEDULE"),
+        ({"WEBHOOK_RETRY_SCHEDULE": " , "}, "WEBHOOK_RETRY_SCHEDULE"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
@@ -79,6 +105,87 @@ def test_unix_socket_urls_and_db_in_the_query() -> None:
     assert Settings.from_env({"REDIS_URL": "redis://h:6379/2"}).redis_db == 2
     with pytest.raises(ConfigurationError, match="REDIS_URL names a database 'x'"):
         Settings.from_env({"REDIS_URL": "redis://h:6379?db=x"})
+
+
+def test_a_key_shared_by_ingest_and_admin_is_refused_without_repeating_it() -> None:
+    with pytest.raises(ConfigurationError, match="ADMIN_API_KEY shares a key with API_KEY") as caught:
+        Settings.from_env({"API_KEY": "k-ingest-1,k-shared-2", "ADMIN_API_KEY": "k-shared-2"})
+    assert "k-shared-2" not in str(caught.value) and "k-ingest-1" not in str(caught.value)
+    assert Settings.from_env({"API_KEY": "a,b", "ADMIN_API_KEY": "c"}).admin_api_keys == ("c",)
+
+
+def test_the_message_cap_follows_a_smaller_batch_cap() -> None:
+    """One message may fill a batch, never overflow it: unset, MAX_MESSAGE_BYTES is 64 KiB or MAX_BATCH_BYTES."""
+    assert Settings.from_env({}).max_message_bytes == 64 * 1024
+    assert Settings.from_env({"MAX_BATCH_BYTES": "2048"}).max_message_bytes == 2048
+    both = Settings.from_env({"MAX_BATCH_BYTES": "4096", "MAX_MESSAGE_BYTES": "4096"})
+    assert (both.max_message_bytes, both.max_batch_bytes) == (4096, 4096)
+
+
+def test_a_retry_schedule_waits_before_every_retry() -> None:
+    """Regression: WEBHOOK_RETRY_SCHEDULE=0s was accepted: a failing receiver would be retried at once, in a loop."""
+    with pytest.raises(ConfigurationError, match="WEBHOOK_RETRY_SCHEDULE='0s' must list waits of at least 1ms"):
+        Settings.from_env({"WEBHOOK_RETRY_SCHEDULE": "0s"})
+    assert Settings.from_env({"WEBHOOK_RETRY_SCHEDULE": "1ms,2s,"}).webhook_retry_schedule == (0.001, 2)
+
+
+def test_every_client_and_the_expired_events_use_the_database_the_url_names(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """Regression: redis://h/0?db=3 was read as database 0 by datafy (its expired-event channel) and as 3 by
+    redis-py (the data), so the monitor listened for timers on a database where none expire."""
+    base = redis_server.url.removesuffix("/0")
+    with pytest.raises(ConfigurationError, match=r"REDIS_URL names database 0 in its path and 3 in \?db="):
+        Settings.from_env({**TEST_ENV, "REDIS_URL": f"{base}/0?db=3"})
+    for url in (f"{base}?db=3", f"{base}/3?db=3", f"{base}/3"):
+        store = Store(Settings.from_env({**TEST_ENV, "REDIS_URL": url}))
+        assert all(enable_expiry_events(server) for server in store.connection.primaries())
+        subscription = store.expiry_subscription()
+        try:
+            store.buffer.append(IncomingMessage(user="alice", message="oi", ttl_ms=50))
+            assert redis.Redis.from_url(f"{base}/3").exists(store.keys.user("alice").buffer)  # the data is in db 3
+            deadline, users = time.monotonic() + 3, []
+            while time.monotonic() < deadline and "alice" not in users:
+                users.append(subscription.next_user(timeout=0.2))
+            assert "alice" in users, url  # and so is the channel that hears its timer expire
+        finally:
+            subscription.close()
+            store.close()
+        redis_client.flushall()
+
+
+def start_until_exit(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a real entry point (the monitor, or gunicorn's api:app) until it exits by itself."""
+    return subprocess.run(
+        [sys.executable, *command], cwd=PROJECT_ROOT, env=process_env(env), capture_output=True, text=True, timeout=30
+    )
+
+
+ENTRY_POINTS = [["monitor.py"], ["-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"]]
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["monitor", "api"])
+def test_a_redis_address_that_cannot_be_stops_start_up_with_one_line(command: list[str]) -> None:
+    """Regression: REDIS_PORT=70000 and a port that is not a number crashed the monitor with a traceback."""
+    env = {**TEST_ENV, "API_KEY": "ingest-key", "REDIS_PORT": "70000"}
+    result = start_until_exit(command, env)
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, ["configuration error: REDIS_PORT='70000' must be a number between 1 and 65535"])  # fmt: skip
+    del env["REDIS_PORT"]
+    result = start_until_exit(command, {**env, "REDIS_URL": "redis://localhost:abc/0"})
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, ["configuration error: REDIS_URL names a port that is not a number between 1 and 65535"])  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["monitor", "api"])
+def test_a_database_the_server_does_not_have_stops_start_up_with_one_line(
+    command: list[str], redis_server: RedisServer
+) -> None:
+    """Regression: a database past the server's `databases` (16) crashed both with a traceback at first contact."""
+    env = {**TEST_ENV, "API_KEY": "ingest-key", "REDIS_URL": redis_server.url.removesuffix("/0") + "/99"}
+    result = start_until_exit(command, env)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("configuration error: REDIS_DB=99: this Redis has fewer databases")
 
 
 def test_a_lease_must_outlive_the_whole_post() -> None:

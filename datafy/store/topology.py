@@ -32,14 +32,14 @@ def open_client(settings: Settings) -> tuple[Client, str]:
     options = _client_options(settings)
     if settings.redis.sentinels:
         client = _sentinel_client(settings, options)
-        _first_contact(client.ping)
+        _first_contact(client.ping, settings)
         return client, SENTINEL
     probe = redis.Redis.from_url(settings.redis_url, **options)
     no_database = ConfigurationError(
         f"REDIS_DB={settings.redis_db}: a Redis Cluster has only database 0; unset REDIS_DB (or the URL's /db)"
     )
     try:
-        cluster_enabled = str(_first_contact(lambda: probe.info("cluster")).get("cluster_enabled", 0)) == "1"
+        cluster_enabled = str(_first_contact(lambda: probe.info("cluster"), settings).get("cluster_enabled", 0)) == "1"
     except redis.ResponseError as exc:
         probe.close()
         if "SELECT is not allowed in cluster mode" in str(exc):  # the connection's SELECT <db> failed first
@@ -59,11 +59,18 @@ def open_client(settings: Settings) -> tuple[Client, str]:
     return RedisCluster.from_url(settings.redis_url, retry=retry, **options), CLUSTER
 
 
-def _first_contact(call: Callable[[], T]) -> T:
-    """`call()`, with a certificate Redis does not accept, or one we do not trust, as a ConfigurationError:
-    waiting would not fix it."""
+def _first_contact(call: Callable[[], T], settings: Settings) -> T:
+    """`call()`, with a certificate Redis does not accept, or one we do not trust, or a database it does not
+    have, as a ConfigurationError: waiting would not fix it."""
     try:
         return call()
+    except redis.ResponseError as exc:  # the connection's SELECT <db> failed
+        if "DB index is out of range" not in str(exc):
+            raise
+        raise ConfigurationError(
+            f"REDIS_DB={settings.redis_db}: this Redis has fewer databases (its `databases` setting, 16 by default); "
+            "use a lower REDIS_DB (or the URL's /db)"
+        ) from None
     except redis.ConnectionError as exc:
         text = str(exc)
         if "certificate verify failed" in text or "CERTIFICATE_VERIFY_FAILED" in text:
