@@ -118,7 +118,7 @@ def test_a_probe_without_a_verdict_frees_the_turn(store: Store) -> None:
     opened = breaker.record(0, OPEN_AFTER_FAILURES)
     store.client.hset(breaker.key, "probe_at_ms", opened.now_ms)
     assert breaker.record(0, 0, take_probe=True).probe_granted
-    assert breaker.record(0, 0, take_probe=True, release=True).probe_granted
+    assert breaker.record(0, 0, take_probe=True, release_seconds=0).probe_granted
 
 
 def test_the_breaker_starts_with_a_write_that_frees_memory(store: Store) -> None:

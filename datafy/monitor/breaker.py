@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 
 from datafy.errors import StoreUnavailableError
 from datafy.monitor.sender import NOT_POSTED, Sent
 from datafy.retry import MAX_RETRY_AFTER_SECONDS
-from datafy.store.breaker import CLOSED, Breaker, BreakerState
+from datafy.store.breaker import CLOSED, NO_RELEASE, PROBE_EVERY_SECONDS, Breaker, BreakerState
 
 log = logging.getLogger(__name__)
 
@@ -29,49 +30,79 @@ class ReceiverGate:
         self.breaker = breaker
         self.state: BreakerState = CLOSED
         self.synced = -math.inf
+        # Answers not yet written: while all is well they travel with the next sync, so that another monitor
+        # judging "no success for a few seconds" reads a fresh last success.
+        self.unreported = 0
+        self.release = NO_RELEASE  # a probe turn to hand back at the next settle (seconds until the next probe)
 
     def settle(self, finished: list[Sent], claiming: bool) -> BreakerState:
         """Record the round's outcomes where they matter, and take the probe turn when it is due."""
         answered = sum(1 for sent in finished if sent.result.status is not None and not sent.result.retryable)
         answered += sum(1 for sent in finished if sent.result.delivered)
+        self.unreported += answered
         failed = [sent for sent in finished if receiver_failed(sent)]
         pause = max((sent.result.retry_after or 0.0 for sent in failed if sent.result.status in PAUSING_STATUSES),
                     default=0.0)  # fmt: skip
         pause = min(pause, MAX_RETRY_AFTER_SECONDS)  # a receiver may ask for a pause, not for forever
         # An expired batch or one we could not build tells nothing of the receiver: a probe turn it used is freed.
-        release = any(not sent.result.delivered and sent.result.status is None and not receiver_failed(sent)
-                      for sent in finished)  # fmt: skip
+        if any(not sent.result.delivered and sent.result.status is None and not receiver_failed(sent)
+               for sent in finished):  # fmt: skip
+            self.release = 0.0
         state, since_sync = self.state, time.monotonic() - self.synced
         redis_now_ms = state.now_ms + since_sync * 1000  # the breaker's times are on the Redis clock
         probe_due = claiming and state.open and redis_now_ms >= state.paused_until_ms
-        if not (failed or (answered and state.troubled) or probe_due or release or since_sync >= SYNC_EVERY_SECONDS):
+        wanted = failed or (self.unreported and state.troubled) or probe_due or self.release >= 0
+        if not (wanted or since_sync >= SYNC_EVERY_SECONDS):
             return state
         try:
-            new = self.breaker.record(answered, len(failed), pause, take_probe=claiming and state.open, release=release)
+            new = self.breaker.record(self.unreported, len(failed), pause, take_probe=claiming,
+                                      release_seconds=self.release)  # fmt: skip
         except StoreUnavailableError as exc:  # the round's acknowledgements must still go through
             log.debug("receiver breaker not updated: %s", exc)
             return state
-        self.synced = time.monotonic()
+        self.synced, self.unreported, self.release = time.monotonic(), 0, NO_RELEASE
         if new.open and not state.open:
             why = f"asked for a pause of {pause:.0f}s" if pause else f"failed {new.failures} times in a row"
             log.warning("receiver %s: sending only one probe every few seconds until it answers", why)
-        if new.closed_from_ms:
-            caught_up = self.breaker.catch_up()
-            log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now",
-                     (new.now_ms - new.closed_from_ms) / 1000, caught_up)  # fmt: skip
+        if new.closed_from_ms or new.catch_up_owed:
+            self._catch_up(new)
         elif new.probe_granted:
-            self.breaker.catch_up(per_partition=1)  # so that the oldest waiting batch is the probe
+            try:
+                self.breaker.catch_up(per_partition=1)  # so that the oldest waiting batch is the probe
+            except StoreUnavailableError as exc:  # the probe is then a batch that became ready by itself
+                log.debug("no catch-up for the probe: %s", exc)
         self.state = new
         return new
 
-    def allowance(self, free: int) -> int:
-        """How many of `free` slots may take a batch now: all while closed, the one probe while open."""
+    def _catch_up(self, state: BreakerState) -> None:
+        """Make every waiting batch due, then tell the breaker so. Until one monitor has, every monitor's next
+        sync is told to try (the closing one may lose Redis, or die, in between)."""
+        try:
+            caught_up = self.breaker.catch_up()
+            self.breaker.record(0, 0, caught_up=True)
+        except StoreUnavailableError as exc:
+            log.warning("receiver answers again, but the waiting batches are not due yet (%s); retrying", exc)
+            return
+        if state.closed_from_ms:
+            log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now",
+                     (state.now_ms - state.closed_from_ms) / 1000, caught_up)  # fmt: skip
+        else:
+            log.info("caught up for another monitor: %d waiting batch(es) are due now", caught_up)
+
+    def allowance(self, free: int) -> tuple[int, bool]:
+        """How many of `free` slots may take a batch now (all while closed, the one probe while open), and
+        whether that one is the probe (a probe may take a batch from any partition)."""
         if not self.state.open:
-            return free
+            return free, False
         if self.state.probe_granted and free > 0:
-            self.state = BreakerState(**{**self.state.__dict__, "probe_granted": False})  # the turn is used once
-            return 1
-        return 0
+            self.state = replace(self.state, probe_granted=False)  # the turn is used once
+            return 1, True
+        return 0, False
+
+    def unused_probe(self) -> None:
+        """The probe turn found nothing to send: hand it back at the next settle, the next probe at the usual pace
+        (held, the turn would keep every monitor from probing for a whole POST's time)."""
+        self.release = PROBE_EVERY_SECONDS
 
 
 def receiver_failed(sent: Sent) -> bool:

@@ -21,7 +21,7 @@ from datafy.monitor.delivery import Recorder
 from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
 from datafy.monitor.partitions import Assignment
-from datafy.monitor.sender import Sender
+from datafy.monitor.sender import Sender, Sent
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Monitor:
         self.assignment = Assignment(self.store.keys.partitions)
         self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, self.assignment)
         self.in_flight = 0  # leased and not yet recorded; the main loop's thread only
+        self.unacked: list[Sent] = []  # delivered, but Redis did not take the acknowledgement yet
         self.slot = slot
         self.heartbeat = Heartbeat(slot)
         self.id = f"{socket.gethostname()}-{os.getpid()}"
@@ -114,20 +115,26 @@ class Monitor:
         round trips. Ready retries are found by this poll."""
         finished = self.sender.take_finished()
         self.in_flight -= len(finished)
-        delivered = [sent for sent in finished if sent.result.delivered]
-        breaker = self.gate.settle(finished, claiming)
+        delivered = self.unacked + [sent for sent in finished if sent.result.delivered]
+        self.unacked = []
+        slots = self.settings.webhook_concurrency - self.in_flight
+        breaker = self.gate.settle(finished, claiming and slots > 0)
         # Attempts made while the receiver is down do not bring a batch nearer its dead letter.
         self.recorder.failed([sent for sent in finished if not sent.result.delivered], counted=not breaker.open)
-        free = self.gate.allowance(self.settings.webhook_concurrency - self.in_flight) if claiming else 0
+        free, probing = self.gate.allowance(slots) if claiming else (0, False)
+        # The probe may be any waiting batch: the one process holding the turn may not poll its partition.
+        partitions = None if probing else self.assignment.leased
         try:
             _, claims = self.store.outbox.ack_and_claim(
-                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout,
-                self.assignment.leased,
-            )  # fmt: skip
+                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout, partitions
+            )
         except StoreUnavailableError:
-            if delivered:
-                log.warning("could not acknowledge %d delivery(ies); retried after their lease", len(delivered))
+            self.unacked = delivered  # acknowledged next round; a 2xx counts even after its lease passed on
+            if probing:
+                self.gate.unused_probe()
             raise
+        if probing and not claims:
+            self.gate.unused_probe()
         self.recorder.delivered(delivered)
         self.in_flight += len(claims)
         self.sender.submit(claims)
@@ -146,18 +153,20 @@ class Monitor:
         if self.in_flight:
             log.info("stopping: waiting up to %.0fs for %d delivery(ies)", grace, self.in_flight)
         deadline = time.monotonic() + grace
-        while self.in_flight and time.monotonic() < deadline:
+        while (self.in_flight or self.unacked) and time.monotonic() < deadline:
             self.wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             self.wake.clear()
             try:
                 self._round(claiming=False)
             except StoreUnavailableError as exc:  # their leases run out and the batches are tried again
                 log.warning("stopping without recording some outcomes: %s", exc)
-        if self.in_flight:
-            log.warning("stopping with %d delivery(ies) unfinished; they are retried after their lease", self.in_flight)
+        unfinished = self.in_flight + len(self.unacked)
+        if unfinished:
+            log.warning("stopping with %d delivery(ies) unfinished after SHUTDOWN_GRACE; they are sent again after "
+                        "their lease", unfinished)  # fmt: skip
         else:
             log.info("monitor stopped cleanly")
-        return self.in_flight
+        return unfinished
 
 
 class Flusher(threading.Thread):

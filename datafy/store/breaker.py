@@ -9,6 +9,7 @@ from datafy.store.connection import Connection, ScriptCall, checked, redis_error
 OPEN_AFTER_FAILURES = 5  # retryable failures in a row ...
 QUIET_SECONDS = 5.0  # ... and no success for this long: the receiver is down, not just failing some requests
 PROBE_EVERY_SECONDS = 2.0  # while it is down, one batch tests it this often
+NO_RELEASE = -1.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class BreakerState:
     closed_from_ms: int  # this call closed it: when it had opened (0: it did not)
     probe_granted: bool  # the caller may send the one probe
     failures: int  # retryable failures in a row
+    catch_up_owed: bool = False  # it closed, and no monitor has yet reported the catch-up done
 
     @property
     def open(self) -> bool:
@@ -45,16 +47,24 @@ class Breaker:
         self.probe_hold_ms = int((webhook_timeout + PROBE_EVERY_SECONDS) * 1000)
 
     def record(
-        self, successes: int, failures: int, pause_seconds: float = 0, take_probe: bool = False, release: bool = False
+        self,
+        successes: int,
+        failures: int,
+        pause_seconds: float = 0,
+        take_probe: bool = False,
+        release_seconds: float = NO_RELEASE,
+        caught_up: bool = False,
     ) -> BreakerState:
         """Record a round's outcomes (a success: the receiver answered; a failure: it did not, or 5xx/429/408),
-        a Retry-After pause, and ask for the probe turn; returns the state after them."""
+        a Retry-After pause, and ask for the probe turn; returns the state after them. `release_seconds` hands a
+        held probe turn back (the next probe may go that long from now); `caught_up` reports the catch-up done."""
         args = [successes, failures, int(pause_seconds * 1000), OPEN_AFTER_FAILURES, int(QUIET_SECONDS * 1000),
-                int(PROBE_EVERY_SECONDS * 1000), int(take_probe), self.probe_hold_ms, int(release)]  # fmt: skip
+                int(PROBE_EVERY_SECONDS * 1000), int(take_probe), self.probe_hold_ms,
+                int(release_seconds * 1000) if release_seconds >= 0 else -1, int(caught_up)]  # fmt: skip
         with redis_errors():
             reply = self.connection.run("breaker", [self.key], args)
-        open_since, paused_until, now, closed_from, granted, count = (int(value) for value in reply)
-        return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count)
+        open_since, paused_until, now, closed_from, granted, count, owed = (int(value) for value in reply)
+        return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count, bool(owed))
 
     def catch_up(self, per_partition: int = 0) -> int:
         """Make the batches that wait for a retry ready now, oldest wait first: every one, or the oldest

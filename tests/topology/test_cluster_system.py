@@ -21,6 +21,8 @@ from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import wait_until
 from datafy.keys import KeySpace
 from tests.conftest import TEST_ENV
+from tests.e2e.recovery import measure_recovery
+from tests.e2e.test_recovery import WITHIN_SECONDS
 from tests.topology.load import Load
 
 pytestmark = pytest.mark.topology
@@ -207,3 +209,11 @@ def test_admin_listings_page_across_primaries(cluster: LocalCluster, receiver: R
         status = session.get(f"{url}/api/status").json()
         assert status["chats"]["pending"] == 30 and status["dead_letters"] == 10 and status["monitors"]["alive"] >= 1
         assert "datafy_pending_chats 30.0" in session.get(f"{url}/metrics").text
+
+
+def test_one_waiting_chat_is_delivered_soon_after_the_receiver_returns(
+    cluster: LocalCluster, receiver: Receiver, tmp_path: Path
+) -> None:
+    """As tests/e2e/test_recovery.py, on a Cluster: the probe's batch may live on any primary."""
+    took = measure_recovery(cluster_env(cluster, receiver), receiver, tmp_path, containers=2, processes=2, rounds=2)
+    assert all(seconds <= WITHIN_SECONDS for seconds in took), took
