@@ -4,8 +4,52 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+from urllib.parse import unquote_plus
+
+# A query parameter (up to the next "&", "#" or space: a request line ends with " HTTP/1.1"), whose name is
+# compared decoded, as Werkzeug decodes it: ?%6Bey= opens the ingest routes as ?key= does.
+_QUERY_PARAM = re.compile(r"(?<=[?&])([^=&#\s]+)=[^&#\s]*")
+SECRET_PARAMS = frozenset({"key", "hub.verify_token"})  # the ingest key; Meta's verify token
+# A header line gunicorn quotes whole when it cannot parse it ("X-API-Key abc" without its colon).
+_SECRET_HEADER = re.compile(r"(?i)\b(x-api-key|authorization)\b([\s:]*)[^'\"\r\n]+")
+
+
+def redact_query(text: str) -> str:
+    """`text` (a request line, a URI or a query string) with the values of key= and hub.verify_token= masked."""
+
+    def mask(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"{name}=***" if unquote_plus(name).lower() in SECRET_PARAMS else match.group(0)
+
+    return _QUERY_PARAM.sub(mask, text)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with API keys masked: in URLs (?key=) and in header lines (X-API-Key, Authorization)."""
+    return _SECRET_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}***", redact_query(text))
+
+
+class SecretFilter(logging.Filter):
+    """Masks API keys in Gunicorn's error log: its `handle_error` logs the request line of a request it refuses
+    and the URI of a request whose exception escaped the app, ?key= included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: logging reports it when it formats
+            return True
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:  # an exception's text may quote the URI too
+            record.exc_text = redact_secrets(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+SECRET_FILTER = SecretFilter()
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -49,5 +93,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         gunicorn_logger = logging.getLogger(name)
         gunicorn_logger.handlers[:] = []
         gunicorn_logger.propagate = True
+    logging.getLogger("gunicorn.error").addFilter(SECRET_FILTER)  # the access log masks its own fields
     # urllib3 logs every retry and pool event at INFO/DEBUG; our own lines already say what matters.
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,23 +1,21 @@
-"""Gunicorn's access log without secrets: gateways put the ingest key (?key=) and Meta's verify token in URLs."""
+"""Gunicorn's logs without secrets: gateways put the ingest key (?key=) and Meta's verify token in URLs."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-# A secret query value: up to the next "&", "#" or space (the request line ends with " HTTP/1.1").
-_SECRET_PARAM = re.compile(r"(?i)(?<=[?&])(key|hub\.verify_token|hub%2Everify_token)=[^&#\s]*")
-
-
-def redact_query(text: str) -> str:
-    """`text` (a request line or query string) with the values of key= and hub.verify_token= masked."""
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+from datafy.log import SECRET_FILTER, redact_query
 
 
 class RedactingLogger(Logger):
-    """Gunicorn's logger, with the request line and query string of each access line redacted."""
+    """Gunicorn's logger, with the request line and query string of each access line redacted, and API keys
+    masked in its error log (the request lines and URIs its `handle_error` logs)."""
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.error_log.addFilter(SECRET_FILTER)  # in the master too, before a worker configures logging
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         """The access-log fields, secrets masked."""
