@@ -6,8 +6,6 @@ import logging
 import os
 import signal
 import sys
-import threading
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
@@ -122,24 +120,16 @@ def monitor_processes(settings: Settings) -> int:
 
 
 def run_monitor_process(settings: Settings, slot: int) -> int:
-    """One monitor process; SIGTERM (and SIGINT) stop it gracefully, a second signal exits at once."""
+    """One monitor process until a stop signal (see datafy/monitor/stopping.py); exits EXIT_UNFINISHED when
+    deliveries were still in flight at the end of SHUTDOWN_GRACE."""
     from datafy.monitor import Monitor
+    from datafy.monitor.stopping import EXIT_UNFINISHED, StopSignals
 
     monitor = Monitor(settings, slot=slot)
-    signals_seen = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if signals_seen.is_set():
-            os._exit(1)
-        signals_seen.set()
-        log.info("received %s: finishing in-flight deliveries, then stopping", signal.Signals(signum).name)
-        monitor.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a supervised process leaves Ctrl-C to its parent
-        signal.signal(signal.SIGINT, on_signal)
+    interrupt = signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # a supervised process leaves Ctrl-C
+    StopSignals(monitor.stop, lambda: os._exit(1)).install(interrupt)
     unfinished = monitor.run()
     logging.shutdown()
     if unfinished:
-        os._exit(0)  # don't wait for stuck POSTs: their leases hand the batches to the next monitor
+        os._exit(EXIT_UNFINISHED)  # don't wait for stuck POSTs: their leases hand the batches to the next monitor
     return 0

@@ -55,6 +55,7 @@ class Monitor:
         self.id = f"{socket.gethostname()}-{os.getpid()}"
         self.started = time.time()
         self.last_beat = -BEAT_EVERY_SECONDS
+        self.stop_reason = ""
         metrics.init_monitor()
 
     @staticmethod
@@ -63,8 +64,10 @@ class Monitor:
         if not settings.webhook_url:
             raise ConfigurationError("WEBHOOK_URL is required: the monitor has nowhere to deliver batches")
 
-    def stop(self) -> None:
-        """Ask the loop to stop claiming work; safe to call from a signal handler."""
+    def stop(self, why: str = "") -> None:
+        """Ask the loop to stop claiming work (`why`: the signal, for the log); safe to call from a signal
+        handler."""
+        self.stop_reason = why
         self.stopping.set()
         self.wake.set()
         self.flusher.hint.set()
@@ -83,6 +86,8 @@ class Monitor:
         self.flusher.start()
         try:
             self._loop()
+            if self.stop_reason:
+                log.info("received %s: finishing in-flight deliveries, then stopping", self.stop_reason)
             return self._drain()
         finally:
             self.heartbeat.clear()

@@ -1,8 +1,10 @@
 """Several monitor processes in one container: one per CPU, so a single container uses every core it has.
 
-The parent only supervises: it forks the processes, restarts one that dies, forwards SIGTERM and exits
-when they have all stopped. The processes share nothing but Redis, exactly as separate monitor
-containers do, so leases keep any two of them from delivering the same batch at once.
+The parent only supervises: it forks the processes, restarts one that dies, forwards SIGTERM and exits when
+they have all stopped: 0 when every delivery finished, EXIT_UNFINISHED when one was left in flight (its lease
+hands it to the next monitor, which sends it again). A process that stopped after a stop signal of its own
+(one sent to the whole container) stops the container. The processes share nothing but Redis, exactly as
+separate monitor containers do, so leases keep any two of them from delivering the same batch at once.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
-from types import FrameType
 
 from datafy import metrics
 from datafy.config import Settings
+from datafy.monitor.stopping import EXIT_UNFINISHED, StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,18 @@ class Supervisor:
         self.restart_delay: dict[int, float] = dict.fromkeys(range(count), 0.0)
         self.restart_at: dict[int, float] = {}
         self.stopping = threading.Event()
+        self.stop_reason = ""
 
     def run(self) -> int:
-        """Supervise until stopped; returns 0 once every process has exited."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        """Supervise until stopped; returns 0 once every process has exited with its work done."""
+        StopSignals(self._on_stop, self._hurry).install()
         log.info("monitor starting %d processes (MONITOR_PROCESSES)", self.count)
         for slot in range(self.count):
             self._start(slot)
         while not self.stopping.wait(POLL_SECONDS):
             self._restart_dead()
-        self._stop_all()
-        return 0
+        log.info("%s: stopping %d monitor processes", self.stop_reason, self.count)
+        return self._stop_all()
 
     def _start(self, slot: int) -> None:
         process = self.context.Process(
@@ -70,6 +72,9 @@ class Supervisor:
         for slot, process in self.processes.items():
             if process.is_alive():
                 continue
+            if process.exitcode in (0, EXIT_UNFINISHED) and slot not in self.restart_at:  # stopped by a signal
+                self._on_stop(f"monitor process {slot} stopped by a signal")
+                return
             if slot not in self.restart_at:
                 metrics.mark_process_dead(process.pid or 0)
                 lived = now - self.started[slot]
@@ -83,28 +88,39 @@ class Supervisor:
             if now >= self.restart_at[slot] and not self.stopping.is_set():
                 self._start(slot)
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping.is_set():  # a second signal: stop now
-            for process in self.processes.values():
-                if process.pid and process.is_alive():
-                    os.kill(process.pid, signal.SIGKILL)
-            os._exit(1)
-        log.info("received %s: stopping %d monitor processes", signal.Signals(signum).name, self.count)
-        self.stopping.set()
+    def _on_stop(self, why: str) -> None:
+        """The first stop signal (or a process stopped by one): stop them all, gracefully. Copies are ignored."""
+        if not self.stopping.is_set():
+            self.stop_reason = why if " " in why else f"received {why}"
+            self.stopping.set()
 
-    def _stop_all(self) -> None:
+    def _hurry(self) -> None:
+        """A second Ctrl-C: stop now; unfinished deliveries are sent again after their leases."""
+        for process in self.processes.values():
+            if process.pid and process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+        os._exit(1)
+
+    def _stop_all(self) -> int:
         for process in self.processes.values():
             if process.pid and process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.shutdown_grace + STOP_MARGIN_SECONDS
+        code = 0
         for slot, process in self.processes.items():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("monitor process %d did not stop in time; killing it", slot)
                 process.kill()
                 process.join()
+            if process.exitcode:  # unfinished deliveries, a crash, or killed above
+                code = EXIT_UNFINISHED
             metrics.mark_process_dead(process.pid or 0)
-        log.info("all monitor processes stopped")
+        if code:
+            log.warning("all monitor processes stopped; some left deliveries unfinished (sent again after their lease)")
+        else:
+            log.info("all monitor processes stopped")
+        return code
 
 
 def _process_main(main: ProcessMain, settings: Settings, slot: int, parent: int) -> None:
