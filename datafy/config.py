@@ -49,8 +49,11 @@ class Settings:
     max_batch_bytes: int = 4 * 1024 * 1024
     flush_keywords: frozenset[str] = field(default_factory=frozenset)
     dedupe_window: float = 600.0
-    max_pending_chats: int = 200_000  # open batches at once; past it new chats get 429 (0: no limit)
+    max_pending_chats: int = 200_000  # chats with an open or undelivered batch; past it new chats get 429 (0: off)
     rate_limit_per_user: int = 120  # messages per user per minute; past it 429 (0: no limit)
+    rate_limit_per_key: int = 0  # messages per API key per minute, a 1/REDIS_PARTITIONS share per partition (0: off)
+    sequence_ttl: float = 86400.0  # a chat's batch numbering restarts after this long with no batch
+    max_typing_extension: float = 60.0  # typing holds a batch at most this long past its last message (0: no bound)
     webhook_concurrency: int = 32
     monitor_processes: int = 0  # 0: one per CPU the container may use
     webhook_timeout: float = 15.0
@@ -133,6 +136,11 @@ class Settings:
             dedupe_window=reader.get("DEDUPE_WINDOW", parse_duration, 600.0, minimum=1, maximum=MAX_SECONDS),
             max_pending_chats=reader.get("MAX_PENDING_CHATS", int, 200_000, minimum=0),
             rate_limit_per_user=reader.get("RATE_LIMIT_PER_USER", int, 120, minimum=0),
+            rate_limit_per_key=reader.get("RATE_LIMIT_PER_KEY", int, 0, minimum=0),
+            sequence_ttl=reader.get("SEQUENCE_TTL", parse_duration, 86400.0, minimum=60, maximum=MAX_SECONDS),
+            max_typing_extension=reader.get(
+                "MAX_TYPING_EXTENSION", parse_duration, 60.0, minimum=0, maximum=MAX_SECONDS
+            ),
             webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
             monitor_processes=reader.get("MONITOR_PROCESSES", int, 0, minimum=0, maximum=MAX_MONITOR_PROCESSES),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),

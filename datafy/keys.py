@@ -7,6 +7,8 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:timer:{user}     string  the "still typing" sentinel; its TTL is the silence timer
     {prefix}:{{p}}:dedupe:{user}    zset    message_id -> arrival ms, for DEDUPE_WINDOW
     {prefix}:{{p}}:rate:{user}      string  messages this minute, for RATE_LIMIT_PER_USER (expires in a minute)
+    {prefix}:{{p}}:keyrate:{key}    string  messages this minute with one API key in this partition, for
+                                    RATE_LIMIT_PER_KEY (key: a hash of the API key; expires in a minute)
     {prefix}:{{p}}:seq:{user}       string  the user's last batch sequence number
     {prefix}:{{p}}:outbox:{user}    list    sealed batch ids waiting for delivery, oldest first
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
@@ -97,6 +99,10 @@ class KeySpace:
             outbox=f"{base}:outbox:{user}",
             batches=f"{base}:batches:{user}",
         )
+
+    def key_rate(self, user: str, key_id: str) -> str:
+        """The counter of messages sent with one API key (`key_id`, a hash) in `user`'s partition."""
+        return f"{self._base(self.partition_of(user))}:keyrate:{key_id}"
 
     def partition(self, partition: int) -> PartitionKeys:
         """The indexes of one partition."""

@@ -67,18 +67,27 @@ class SealedBatch:
     reason: str
 
 
+# What the append script answers when a limit refuses a message: nothing was stored.
+REFUSED = frozenset({"rate_limited", "key_rate_limited", "full"})
+
+
 @dataclass(frozen=True)
 class AppendResult:
     """What happened to an appended message."""
 
-    status: str  # "buffered", "flushed", "duplicate", or refused: "rate_limited", "full"
+    status: str  # "buffered", "flushed", "duplicate", or refused (REFUSED): nothing was stored
     buffered: int
     flush_at_ms: int = 0
     batch_id: str | None = None
     sequence: int | None = None
     sealed: SealedBatch | None = None  # the open batch the byte cap closed first, if any
-    retry_after_ms: int = 0  # rate_limited or full: when to try again
+    retry_after_ms: int = 0  # refused: when to try again
     reason: str = ""  # flushed: why (request, keyword, max_messages, max_wait)
+
+    @property
+    def refused(self) -> bool:
+        """A limit refused the message (429): nothing was stored."""
+        return self.status in REFUSED
 
 
 @dataclass(frozen=True)

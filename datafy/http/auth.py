@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 import jwt
@@ -20,10 +21,17 @@ def presented_key() -> str:
     return request.headers.get("X-API-Key", "").strip(" \t")
 
 
-def require_key(expected: tuple[str, ...]) -> None:
-    """Raise 401 unless the client presented one of the `expected` keys."""
-    if not _matches_any(presented_key(), expected):
+def require_key(expected: tuple[str, ...]) -> str:
+    """Raise 401 unless the client presented one of the `expected` keys; returns the key's id (key_id)."""
+    presented = presented_key()
+    if not _matches_any(presented, expected):
         raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or Authorization: Bearer)")
+    return key_id(presented)
+
+
+def key_id(key: str) -> str:
+    """A short, stable name for an API key that reveals nothing of it (per-key limits are counted under it)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def require_admin_key(expected: tuple[str, ...]) -> None:
@@ -33,17 +41,29 @@ def require_admin_key(expected: tuple[str, ...]) -> None:
     require_key(expected)
 
 
-def require_source_key(expected: tuple[str, ...], query_key: str, jwt_secret: str = "") -> None:
+def require_source_key(expected: tuple[str, ...], query_key: str, jwt_secret: str = "") -> str:
     """Gateway routes: the key as on other ingest routes, or as ?key= (a gateway that cannot set headers), or a
-    Bearer HS256 JWT signed with `jwt_secret` and not expired (Evolution's jwt_key)."""
-    header = request.headers.get("Authorization", "")
-    bearer = header[7:].strip(" \t") if header[:7].lower() == "bearer " else ""
-    candidates = (request.headers.get("X-API-Key", "").strip(" \t"), bearer, query_key)
-    if any(_matches_any(candidate, expected) for candidate in candidates):
-        return
+    Bearer HS256 JWT signed with `jwt_secret` and not expired (Evolution's jwt_key); returns the key's id."""
+    found = source_key(expected, query_key)
+    if found:
+        return key_id(found)
+    bearer = _bearer()
     if jwt_secret and bearer and _valid_jwt(bearer, jwt_secret):
-        return
+        return "jwt"
     raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or ?key=<key> on this route)")
+
+
+def source_key(expected: tuple[str, ...], query_key: str) -> str:
+    """The one of `expected` the gateway presented (header, Bearer or ?key=), or ''."""
+    for candidate in (request.headers.get("X-API-Key", "").strip(" \t"), _bearer(), query_key):
+        if _matches_any(candidate, expected):
+            return candidate
+    return ""
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip(" \t") if header[:7].lower() == "bearer " else ""
 
 
 def _valid_jwt(token: str, secret: str) -> bool:

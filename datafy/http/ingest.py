@@ -25,11 +25,10 @@ bp = Blueprint("ingest", __name__)
 def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
     settings = current.settings()
-    if settings.ingest_auth:
-        require_key(settings.api_keys)
+    key = require_key(settings.api_keys) if settings.ingest_auth else ""
     msg = parse_message(read_json_object(request), settings)
-    result = current.store().buffer.append(msg)
-    if result.status in ("rate_limited", "full"):
+    result = current.store().buffer.append(msg, key)
+    if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
     metrics.count_append(result)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
@@ -86,5 +85,8 @@ def limit_error(status: str, retry_after_ms: int) -> ApiError:
     if status == "rate_limited":
         return ApiError(429, "rate_limited", "too many messages for this user this minute (RATE_LIMIT_PER_USER)",
                         "user", retry_after)  # fmt: skip
+    if status == "key_rate_limited":
+        return ApiError(429, "key_rate_limited", "too many messages with this API key this minute "
+                        "(RATE_LIMIT_PER_KEY)", None, retry_after)  # fmt: skip
     return ApiError(429, "too_many_chats", "too many chats are waiting (MAX_PENDING_CHATS); open chats still take "
                     "messages", None, retry_after)  # fmt: skip

@@ -18,7 +18,7 @@ from datafy import metrics
 from datafy.config import Settings
 from datafy.errors import ApiError
 from datafy.http import app as current
-from datafy.http.auth import require_source_key
+from datafy.http.auth import require_source_key, source_key
 from datafy.http.ingest import limit_error
 from datafy.http.validation import (
     check_controls,
@@ -49,14 +49,18 @@ def evolution(event: str | None = None) -> Response:
     """Evolution API v2: buffer messages.upsert, extend the timer on presence.update, ignore the rest."""
     settings = current.settings()
     query = _query()
-    if settings.ingest_auth:
-        require_source_key(settings.api_keys, query.get("key", ""), settings.evolution_jwt_secret)
+    # The admin key opens this route too: only with it may the business's own message discard a pending batch
+    # (EVOLUTION_FROM_ME=discard). A leaked ingest key must not reach customers' pending messages.
+    admin = bool(settings.admin_api_keys) and bool(source_key(settings.admin_api_keys, query.get("key", "")))
+    key = "admin" if admin else ""
+    if settings.ingest_auth and not admin:
+        key = require_source_key(settings.api_keys, query.get("key", ""), settings.evolution_jwt_secret)
     body = read_json_object(request)
     try:
         actions = parse_evolution(body, settings.evolution_from_me, settings.evolution_groups)
     except MalformedError as exc:
         raise _malformed(exc) from None
-    return _carry_out(actions, query, settings)
+    return _carry_out(actions, query, settings, key, admin)
 
 
 @bp.get("/api/sources/whatsapp")
@@ -77,8 +81,7 @@ def whatsapp() -> Response:
     settings = current.settings()
     _require_whatsapp_enabled(settings)
     query = _query()
-    if settings.ingest_auth:
-        require_source_key(settings.api_keys, query.get("key", ""))
+    key = require_source_key(settings.api_keys, query.get("key", "")) if settings.ingest_auth else ""
     raw = read_json_bytes(request)
     if not signature_matches(raw, request.headers.get("X-Hub-Signature-256"), settings.whatsapp_app_secret):
         log.warning("whatsapp webhook with a missing or wrong X-Hub-Signature-256 refused")
@@ -88,7 +91,7 @@ def whatsapp() -> Response:
         actions = parse_whatsapp(parse_json_object(raw), settings.evolution_groups)
     except MalformedError as exc:
         raise _malformed(exc) from None
-    return _carry_out(actions, query, settings)
+    return _carry_out(actions, query, settings, key)
 
 
 def _require_whatsapp_enabled(settings: Settings) -> None:
@@ -117,8 +120,11 @@ def _malformed(exc: MalformedError) -> ApiError:
     return ApiError(400, code, str(exc), exc.path)
 
 
-def _carry_out(actions: list[Action], query: dict[str, str], settings: Settings) -> Response:
-    """Validate every message first (a refused body stores nothing), then apply the actions in order."""
+def _carry_out(
+    actions: list[Action], query: dict[str, str], settings: Settings, key: str, admin: bool = False
+) -> Response:
+    """Validate every message first (a refused body stores nothing), then apply the actions in order. `key`
+    names the API key (for RATE_LIMIT_PER_KEY); only an `admin` key's events may discard a pending batch."""
     controls = _controls(query)
     check_controls(controls, settings)  # a bad URL is refused on every event, not only when a message comes
     validated: list[tuple[Action, IncomingMessage | None]] = []
@@ -130,7 +136,7 @@ def _carry_out(actions: list[Action], query: dict[str, str], settings: Settings)
             msg = parse_message(fields, settings, action.item_fields, action.text)
         validated.append((action, msg))
     typing_ttl = parse_ttl(controls, settings) if any(isinstance(a, Typing) for a in actions) else 0
-    results = [_apply(action, msg, typing_ttl) for action, msg in validated]
+    results = [_apply(action, msg, typing_ttl, key, admin) for action, msg in validated]
     counts: dict[str, int] = {}
     for result in results:
         counts[result["status"]] = counts.get(result["status"], 0) + 1
@@ -138,8 +144,12 @@ def _carry_out(actions: list[Action], query: dict[str, str], settings: Settings)
     return jsonify({"success": True, "results": results, "message": summary})
 
 
-def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int) -> dict[str, Any]:
+def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: str, admin: bool) -> dict[str, Any]:
     store = current.store()
+    if isinstance(action, Discard) and not admin:
+        log.warning("fromMe event ignored user=%s: discarding a pending batch needs the admin key", action.user)
+        action = Ignore("fromMe: discarding a pending batch needs ADMIN_API_KEY on this webhook "
+                        "(EVOLUTION_FROM_ME=discard)", action.user)  # fmt: skip
     if isinstance(action, Ignore):
         log.debug("source event ignored user=%s reason=%s", action.user, action.reason)
         return {"status": "ignored", "reason": action.reason, **({"user": action.user} if action.user else {})}
@@ -153,8 +163,8 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int) -> dict
             log.info("pending batch discarded: the business answered user=%s count=%d", action.user, len(dropped))
         return {"status": "discarded", "user": action.user, "discarded": len(dropped)}
     assert msg is not None
-    result = store.buffer.append(msg)
-    if result.status in ("rate_limited", "full"):
+    result = store.buffer.append(msg, key)
+    if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
     metrics.count_append(result)
     reply: dict[str, Any] = {

@@ -1,43 +1,54 @@
 -- Append one message to a user's open batch and reset the silence timer, sealing the batch when a
 -- flush condition is met. This runs once per API request, so it keeps its Redis calls few.
 -- KEYS: the user's keys (see _lib.lua), then 9 the user's dedupe set (message_id -> ms first seen),
---       10 the user's rate counter (messages this minute)
+--       10 the user's rate counter (messages this minute), 11 the API key's counter in this partition
 -- ARGV: 1 user, 2 user_json, 3 item_json, 4 item_bytes, 5 ttl_ms, 6 max_wait_ms (0 off),
 --       7 max_messages (0 off), 8 hard_max_messages, 9 hard_max_bytes, 10 flush_reason ('' none),
 --       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s,
 --       15 batch_id for the batch the byte cap closes, 16 metadata_bytes (the merged metadata's share of
---       the byte cap), 17 max_pending (open batches allowed in this partition; 0 off), 18 rate_per_minute
---       (0 off), 19.. metadata name/value pairs
+--       the byte cap), 17 max_pending (chats with an open or undelivered batch allowed in this partition;
+--       0 off), 18 rate_per_minute (0 off), 19 key_rate_per_minute (this partition's share; 0 off),
+--       20.. metadata name/value pairs
 -- Reply: {'duplicate', count, deadline_ms (0: nothing pending)}
 --      | {'buffered', count, deadline_ms} or, when the byte cap closed the open batch first,
 --        {'buffered', count, deadline_ms, sealed batch_id, its sequence, its count}
 --      | {'flushed', count, batch_id, sequence, now_ms, flush_reason}
---      | {'rate_limited', retry_after_ms} | {'full', retry_after_ms}: nothing stored (429)
-assert(#KEYS == 10, 'append: 10 keys')
-assert(#ARGV >= 18 and #ARGV % 2 == 0, 'append: 18 arguments plus metadata pairs')
+--      | {'rate_limited', retry_after_ms} | {'key_rate_limited', retry_after_ms} | {'full', retry_after_ms}:
+--        nothing stored (429)
+assert(#KEYS == 11, 'append: 11 keys')
+assert(#ARGV >= 19 and #ARGV % 2 == 1, 'append: 19 arguments plus metadata pairs')
 local user, user_json, item = ARGV[1], ARGV[2], ARGV[3]
 local item_bytes, ttl, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_messages, hard_messages, hard_bytes = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local flush_reason, message_id, window = ARGV[10], ARGV[11], tonumber(ARGV[12])
 local batch_id, seq_ttl, cap_batch_id = ARGV[13], tonumber(ARGV[14]), ARGV[15]
 local meta_bytes, max_pending, rate_limit = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local key_rate_limit = tonumber(ARGV[19])
 local now = now_ms()
 
 local open = redis.call('HMGET', KEYS[2], 'count', 'bytes', 'max_deadline')
 local count, bytes, max_deadline = tonumber(open[1] or '0'), tonumber(open[2] or '0'), tonumber(open[3] or '0')
 
--- Limits first, before anything is written: a full service takes no new chats, but its open chats go on.
-if count == 0 and max_pending > 0 and redis.call('ZCARD', KEYS[7]) >= max_pending then
+-- Limits first, before anything is written: a full service takes no new chats, but its chats go on. A chat
+-- counts while it has an open batch (due) or a sealed one not yet delivered (ready): sealed at once (flush,
+-- max_messages 1) or waiting out a receiver outage, it still holds memory.
+if count == 0 and max_pending > 0 and not redis.call('ZSCORE', KEYS[8], user)
+    and redis.call('ZCARD', KEYS[7]) + redis.call('ZCARD', KEYS[8]) >= max_pending then
   return {'full', 1000}
 end
-if rate_limit > 0 then -- a fixed one-minute window per user: O(1), and it expires by itself
-  local sent = redis.call('INCR', KEYS[10])
+-- Fixed one-minute windows: O(1), and they expire by themselves.
+local function over(key, limit)
+  local sent = redis.call('INCR', key)
   if sent == 1 then
-    redis.call('PEXPIRE', KEYS[10], 60000)
+    redis.call('PEXPIRE', key, 60000)
   end
-  if sent > rate_limit then
-    return {'rate_limited', math.max(redis.call('PTTL', KEYS[10]), 1)}
-  end
+  return sent > limit
+end
+if key_rate_limit > 0 and over(KEYS[11], key_rate_limit) then
+  return {'key_rate_limited', math.max(redis.call('PTTL', KEYS[11]), 1)}
+end
+if rate_limit > 0 and over(KEYS[10], rate_limit) then
+  return {'rate_limited', math.max(redis.call('PTTL', KEYS[10]), 1)}
 end
 
 -- ZADD NX answers "seen before?" and remembers the id in one call; an id older than the window is new again.
@@ -70,7 +81,7 @@ if count == 1 then
   fields[#fields + 1], fields[#fields + 2] = 'first_ms', now
   fields[#fields + 1], fields[#fields + 2] = 'max_deadline', max_deadline
 end
-for i = 19, #ARGV, 2 do
+for i = 20, #ARGV, 2 do
   fields[#fields + 1], fields[#fields + 2] = 'm:' .. ARGV[i], ARGV[i + 1]
 end
 

@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datafy.model import AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
+from datafy.model import REFUSED, AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
 from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
-
-SEQUENCE_TTL_SECONDS = 30 * 86400
 
 
 def new_batch_id() -> str:
@@ -39,9 +37,11 @@ class Buffer:
         self.keys = connection.keys
         self.settings = connection.settings
 
-    def append(self, msg: IncomingMessage) -> AppendResult:
-        """Append one message, reset the user's timer and seal the batch if a flush condition is met."""
+    def append(self, msg: IncomingMessage, key_id: str = "") -> AppendResult:
+        """Append one message, reset the user's timer and seal the batch if a flush condition is met. `key_id`
+        names the API key it came with (a hash), for RATE_LIMIT_PER_KEY."""
         s = self.settings
+        partitions = self.keys.partitions
         item = msg.item_json()
         meta_args: list[str] = []
         for name, value in msg.metadata.items():
@@ -60,18 +60,20 @@ class Buffer:
             msg.message_id or "",
             int(s.dedupe_window * 1000),
             new_batch_id(),
-            SEQUENCE_TTL_SECONDS,
+            int(s.sequence_ttl),
             new_batch_id(),
             len(compact_json(msg.metadata).encode()) if msg.metadata else 0,
-            math.ceil(s.max_pending_chats / self.keys.partitions) if s.max_pending_chats else 0,  # a share each
+            math.ceil(s.max_pending_chats / partitions) if s.max_pending_chats else 0,  # a share each
             s.rate_limit_per_user,
+            math.ceil(s.rate_limit_per_key / partitions) if s.rate_limit_per_key else 0,
             *meta_args,
         ]
         with redis_errors():
             k = self.keys.user(msg.user)
-            reply = self.connection.run_replicated("append", [*self._user_keys(msg.user), k.dedupe, k.rate], args)
+            keys = [*self._user_keys(msg.user), k.dedupe, k.rate, self.keys.key_rate(msg.user, key_id)]
+            reply = self.connection.run_replicated("append", keys, args)
         status = reply[0]
-        if status in ("rate_limited", "full"):
+        if status in REFUSED:
             return AppendResult(status, 0, retry_after_ms=int(reply[1]))
         if status == "flushed":
             reason = reply[5] if len(reply) > 5 else ""
@@ -86,7 +88,8 @@ class Buffer:
         """Push an open batch's deadline to now + ttl (never past max_wait); None when nothing is open."""
         k = self.keys.user(user)
         with redis_errors():
-            found, deadline = self.connection.run("typing", [k.meta, k.timer, self._due(user)], [user, ttl_ms])
+            args = [user, ttl_ms, int(self.settings.max_typing_extension * 1000)]
+            found, deadline = self.connection.run("typing", [k.meta, k.timer, self._due(user)], args)
         return int(deadline) if found else None
 
     def flush(self, user: str, reason: str = "manual") -> FlushedBatch | None:
@@ -155,7 +158,7 @@ class Buffer:
         return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready]
 
     def _flush_args(self, user: str, reason: str) -> list[str | int]:
-        return [user, compact_json(user), reason, new_batch_id(), SEQUENCE_TTL_SECONDS]
+        return [user, compact_json(user), reason, new_batch_id(), int(self.settings.sequence_ttl)]
 
 
 def _decode_entry(entry: str) -> tuple[int, dict[str, Any]]:

@@ -15,6 +15,7 @@ import requests
 from datafy.dev.oracle import datafy_keys, leftover_keys
 from datafy.dev.processes import system
 from datafy.dev.receiver import Receiver
+from tests.conftest import TEST_ENV
 from tests.test_sources_evolution import fixture
 
 KEY = "e2e-source-key-0123456789"
@@ -106,7 +107,11 @@ def test_discard_policy_drops_the_pending_batch_and_groups_can_be_chats(
         url = f"{api.extra['url']}/api/sources/evolution?ttl=1"
         ok(post(url, fixture("evolution/text")))
         ok(post(url, fixture("evolution/extended_text")))
-        [result] = ok(post(url, fixture("evolution/from_me")))["results"]  # an attendant answered by hand
+        # A forged fromMe with the ingest key (or none) cannot discard a customer's messages ...
+        [forged] = ok(post(url, fixture("evolution/from_me")))["results"]
+        assert forged["status"] == "ignored" and "ADMIN_API_KEY" in forged["reason"]
+        # ... the webhook that carries the admin key can: an attendant answered by hand
+        [result] = ok(post(url, fixture("evolution/from_me"), **{"X-API-Key": TEST_ENV["ADMIN_API_KEY"]}))["results"]
         assert result == {"status": "discarded", "user": "evolution:loja:5511987654321@s.whatsapp.net",
                           "discarded": 2}  # fmt: skip
         ok(post(url, fixture("evolution/group")))
