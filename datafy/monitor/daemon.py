@@ -124,8 +124,8 @@ class Monitor:
         self.unacked = []
         slots = self.settings.webhook_concurrency - self.in_flight
         breaker = self.gate.settle(finished, claiming and slots > 0)
-        # Attempts made while the receiver is down do not bring a batch nearer its dead letter.
-        self.recorder.failed([sent for sent in finished if not sent.result.delivered], counted=not breaker.open)
+        # Attempts made while the receiver is down, or just back, do not bring a batch nearer its dead letter.
+        self.recorder.failed([sent for sent in finished if not sent.result.delivered], counted=breaker.counts_attempts)
         free, probing = self.gate.allowance(slots) if claiming else (0, False)
         # The probe may be any waiting batch: the one process holding the turn may not poll its partition.
         partitions = None if probing else self.assignment.leased

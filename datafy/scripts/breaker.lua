@@ -11,7 +11,8 @@
 --       found nothing to probe), 10 caught_up (1: the caller finished the catch-up this close owed)
 -- Reply: {open_since_ms (0: closed), paused_until_ms (no request before it), now_ms,
 --         closed_from_ms (this call closed it: when it had opened; else 0), probe granted (1/0), failures,
---         catch-up owed (1: the breaker closed and no monitor has yet made the waiting batches due)}
+--         catch-up owed (1: the breaker closed and no monitor has yet made the waiting batches due),
+--         closed_ms (when it last closed after an outage; 0 never)}
 assert(#KEYS == 1 and #ARGV == 10, 'breaker: 1 key, 10 arguments')
 local answers, failures, pause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local open_after, quiet, probe_every = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -20,15 +21,16 @@ local caught_up = ARGV[10] == '1'
 redis.call('HDEL', KEYS[1], 'none') -- first a write that frees memory: see seal() in _lib.lua
 local now = now_ms()
 local s = redis.call('HMGET', KEYS[1], 'failures', 'last_success_ms', 'open_since_ms', 'pause_until_ms',
-  'probe_at_ms', 'catch_up')
+  'probe_at_ms', 'catch_up', 'closed_ms')
 local count, last_success = tonumber(s[1] or '0'), tonumber(s[2] or '0')
 local open_since, pause_until, probe_at = tonumber(s[3] or '0'), tonumber(s[4] or '0'), tonumber(s[5] or '0')
-local owed = s[6] == '1'
+local owed, closed_at = s[6] == '1', tonumber(s[7] or '0')
 local closed_from, granted = 0, 0
 
 if answers > 0 then -- the receiver answered: close, and tell the caller to catch up
   closed_from = open_since
   owed = owed or open_since > 0 -- until a monitor reports the catch-up done, every monitor is told to run it
+  closed_at = open_since > 0 and now or closed_at
   count, last_success, open_since, pause_until, probe_at = 0, now, 0, 0, 0
 elseif failures > 0 then
   count = count + failures
@@ -53,7 +55,7 @@ if take_probe and open_since > 0 and now >= math.max(pause_until, probe_at) then
 end
 if answers > 0 or failures > 0 or granted == 1 or release >= 0 or caught_up then
   redis.call('HSET', KEYS[1], 'failures', count, 'last_success_ms', last_success, 'open_since_ms', open_since,
-    'pause_until_ms', pause_until, 'probe_at_ms', probe_at, 'catch_up', owed and 1 or 0)
+    'pause_until_ms', pause_until, 'probe_at_ms', probe_at, 'catch_up', owed and 1 or 0, 'closed_ms', closed_at)
   redis.call('PEXPIRE', KEYS[1], 86400000) -- a receiver nobody delivers to for a day is forgotten
 end
-return {open_since, math.max(pause_until, probe_at), now, closed_from, granted, count, owed and 1 or 0}
+return {open_since, math.max(pause_until, probe_at), now, closed_from, granted, count, owed and 1 or 0, closed_at}

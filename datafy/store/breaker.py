@@ -23,10 +23,17 @@ class BreakerState:
     probe_granted: bool  # the caller may send the one probe
     failures: int  # retryable failures in a row
     catch_up_owed: bool = False  # it closed, and no monitor has yet reported the catch-up done
+    closed_ms: int = 0  # when it last closed after an outage (0: never)
 
     @property
     def open(self) -> bool:
         return self.open_since_ms > 0
+
+    @property
+    def counts_attempts(self) -> bool:
+        """Whether a failed attempt brings its batch nearer the dead letter: not while open, nor for QUIET_SECONDS
+        after it closed (a flapping receiver would otherwise cost every caught-up batch an attempt)."""
+        return not self.open and self.now_ms - self.closed_ms >= QUIET_SECONDS * 1000
 
     @property
     def troubled(self) -> bool:
@@ -63,8 +70,8 @@ class Breaker:
                 int(release_seconds * 1000) if release_seconds >= 0 else -1, int(caught_up)]  # fmt: skip
         with redis_errors():
             reply = self.connection.run("breaker", [self.key], args)
-        open_since, paused_until, now, closed_from, granted, count, owed = (int(value) for value in reply)
-        return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count, bool(owed))
+        open_since, paused_until, now, closed_from, granted, count, owed, closed = (int(value) for value in reply)
+        return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count, bool(owed), closed)
 
     def catch_up(self, per_partition: int = 0) -> int:
         """Make the batches that wait for a retry ready now, oldest wait first: every one, or the oldest

@@ -72,3 +72,12 @@ def test_a_failure_after_a_close_does_not_owe_that_close_a_catch_up(store: Store
     assert store.breaker.record(1, 0).catch_up_owed
     store.client.hset(store.breaker.key, "last_success_ms", 0)
     assert not store.breaker.record(0, OPEN_AFTER_FAILURES).catch_up_owed  # down again: the next close owes one
+
+
+def test_failures_just_after_a_close_do_not_count_toward_the_dead_letter(store: Store) -> None:
+    store.breaker.record(0, OPEN_AFTER_FAILURES)
+    closed = store.breaker.record(1, 0)
+    assert not closed.counts_attempts  # the receiver may be flapping: its first failures cost no attempt
+    store.client.hset(store.breaker.key, "closed_ms", closed.now_ms - 5001)
+    assert store.breaker.record(0, 1).counts_attempts
+    assert ReceiverGate(store.breaker).settle([], claiming=True).counts_attempts  # a receiver never down counts
