@@ -109,6 +109,38 @@ def test_evolution_glues_the_event_after_the_query_string(client: FlaskClient) -
     )
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{EVOLUTION}/call",
+        f"{EVOLUTION}?ttl=2/call",  # one word: the suffix has no hyphen
+        f"{EVOLUTION}?ttl=2&key={KEY}/call",
+        f"{EVOLUTION}?key={KEY}&ttl=2/call",
+        f"{EVOLUTION}?key={KEY}/send-message-update",  # two hyphens
+        f"{EVOLUTION}?key={KEY}/typebot-change-status",
+        f"{EVOLUTION}/call?ttl=2&key={KEY}",
+    ],
+)
+def test_every_event_suffix_is_cut_from_the_query_with_or_without_a_key(secured: FlaskClient, url: str) -> None:
+    """Regression: `call` has no hyphen, so "?ttl=2/call" gave 400 (ttl) and "?ttl=2&key=K/call" 401."""
+    headers = {} if "key=" in url else {"X-API-Key": KEY}
+    reply = send(secured, url, fixture("evolution/call"), **headers)
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    assert reply.get_json()["results"][0]["status"] == "ignored"
+
+
+def test_the_event_suffix_cut_leaves_the_settings_and_key_intact(
+    secured: FlaskClient, redis_client: redis.Redis
+) -> None:
+    [result] = send(secured, f"{EVOLUTION}?ttl=7.5&key={KEY}/messages-upsert", fixture("evolution/text")).get_json()[
+        "results"
+    ]
+    assert result["status"] == "buffered"
+    ttl_ms = redis_client.pttl(next(k for k in datafy_keys(redis_client) if ":timer:" in k))
+    assert 6000 < ttl_ms <= 7500
+    assert_error(send(secured, f"{EVOLUTION}?ttl=2&key=wrong/call", fixture("evolution/call")), 401, "unauthorized")
+
+
 def test_replies_say_buffered_duplicate_or_ignored_with_the_reason(client: FlaskClient) -> None:
     first = send(client, EVOLUTION, fixture("evolution/text")).get_json()
     assert first["success"] is True and first["results"][0]["status"] == "buffered"

@@ -39,8 +39,10 @@ bp = Blueprint("sources", __name__)
 
 QUERY_CONTROLS = ("ttl", "max_wait", "max_messages")
 # With "webhook by events" on, Evolution appends "/<event>" to the URL it was given, after any query string:
-# "…/evolution?ttl=8" becomes "…/evolution?ttl=8/messages-upsert".
-_EVENT_SUFFIX = re.compile(r"/[a-z]+(?:-[a-z]+)+$")
+# "…/evolution?ttl=8" becomes "…/evolution?ttl=8/messages-upsert", "…?key=K" becomes "…?key=K/call". The event is
+# its name lowercased with "-" for "." and "_" (webhook.controller.ts: messages-upsert, call, send-message-update),
+# so a query value must not itself end in "/" and lowercase letters.
+_EVENT_SUFFIX = re.compile(r"/[a-z]+(?:-[a-z]+)*$")
 
 
 @bp.post("/api/sources/evolution")
