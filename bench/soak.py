@@ -2,12 +2,14 @@
 
     ./dev bench soak --minutes 10
 
-Runs its own Redis, API (2 workers), two monitor containers (each one process per CPU) and a receiver
-that sometimes fails, stalls or answers 429. Every few seconds it injects a fault: kill -9 a monitor
-container and restart it, kill -9 one process of a container (its supervisor restarts it), kill the
-subscriber connections, restart Redis on its AOF, or freeze Redis for a few seconds. At the end it
-waits for every acknowledged message to arrive and checks that each arrived, in order, in exactly one
-distinct batch (duplicates only under the same batch_id), and that no keys were left behind.
+Runs its own Redis, API (2 workers), two monitor containers of two processes each and a receiver that
+sometimes fails, stalls or answers 429. Every few seconds it injects a fault: kill -9 a monitor container
+and restart it, kill -9 one process of a container (its supervisor restarts it), SIGTERM every process of
+a container at once (as systemd or `docker kill` do) and restart it once it has stopped, kill the
+subscriber connections, restart Redis on its AOF, freeze Redis for a few seconds, or a receiver outage of
+5-20 s. At the end it waits for every acknowledged message to arrive and checks that each arrived, in
+order, in exactly one distinct batch (duplicates only under the same batch_id), that no keys were left
+behind, and that every container stopped by SIGTERM exited 0 (no delivery left unfinished).
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ from datafy.dev.processes import Proc, start_api, start_monitor
 from datafy.dev.receiver import Receiver, Reply
 from datafy.dev.redis_server import RedisServer
 
+OUTAGE = threading.Event()
+FAULTS = ("kill-monitor", "kill-process", "sigterm-container", "kill-subscriber", "restart-redis", "freeze-redis",
+          "receiver-outage")  # fmt: skip
+
 
 def flaky(batch: dict, nth: int) -> Reply:
+    if OUTAGE.is_set():
+        return Reply(status=503)
     roll = random.random()
     if roll < 0.05:
         return Reply(status=500)
@@ -59,9 +67,11 @@ def main() -> int:
         "DELIVERY_VISIBILITY_TIMEOUT": "5",
         "WEBHOOK_RETRY_SCHEDULE": ",".join(["2s"] * 20),
         "INGEST_AUTH": "off",  # loopback only
+        "MONITOR_PROCESSES": "2",
     }
     ledger, stop = Ledger(), threading.Event()
     faults: dict[str, int] = {}
+    stop_codes: list[int] = []
     monitors: list[Proc] = []
     api = start_api(env, tmp)
     try:
@@ -83,7 +93,7 @@ def main() -> int:
         end = time.monotonic() + args.minutes * 60
         while time.monotonic() < end:
             time.sleep(random.uniform(3, 8))
-            fault = random.choice(["kill-monitor", "kill-process", "kill-subscriber", "restart-redis", "freeze-redis"])
+            fault = random.choice(FAULTS)
             faults[fault] = faults.get(fault, 0) + 1
             print(f"{time.strftime('%H:%M:%S')} fault: {fault}  acked so far: {ledger.acked_count}", flush=True)
             if fault == "kill-monitor":
@@ -93,6 +103,18 @@ def main() -> int:
             elif fault == "kill-process":
                 with contextlib.suppress(ProcessLookupError, IndexError):
                     os.kill(random.choice(random.choice(monitors).children()), signal.SIGKILL)
+            elif fault == "sigterm-container":
+                victim = random.randrange(len(monitors))
+                for pid in monitors[victim].children():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+                monitors[victim].signal(signal.SIGTERM)
+                stop_codes.append(monitors[victim].process.wait(40))
+                monitors[victim] = start_monitor(env, tmp, name=f"monitor-{victim}-{faults[fault]}")
+            elif fault == "receiver-outage":
+                OUTAGE.set()
+                time.sleep(random.uniform(5, 20))
+                OUTAGE.clear()
             elif fault == "kill-subscriber":
                 with contextlib.suppress(redis.RedisError):
                     client.client_kill_filter(_type="pubsub")
@@ -111,10 +133,12 @@ def main() -> int:
         ok = receiver.wait_for(all_acked_delivered(ledger), timeout=120) and wait_until_drained(client, 60)
         assert ok, "not every acknowledged message arrived within 120 s"
         assert_all_delivered(ledger, receiver, client)
+        assert all(code == 0 for code in stop_codes), f"a container stopped by SIGTERM left work: {stop_codes}"
         batch_ids = [r.body["batch_id"] for r in receiver.received]
         print(
             f"OK: {ledger.acked_count} acknowledged messages all delivered; {len(set(batch_ids))} batches, "
-            f"{len(batch_ids) - len(set(batch_ids))} redeliveries (same batch_id); faults {faults}"
+            f"{len(batch_ids) - len(set(batch_ids))} redeliveries (same batch_id); faults {faults}; "
+            f"containers stopped by SIGTERM exited {stop_codes}"
         )
         return 0
     finally:
