@@ -84,7 +84,7 @@ def test_query_settings_follow_the_json_rules(client: FlaskClient, redis_client:
     assert result["status"] == "buffered" and result["buffered"] == 1
     ttl_ms = redis_client.pttl(next(k for k in datafy_keys(redis_client) if ":timer:" in k or "timer" in k))
     assert 6000 < ttl_ms <= 7500
-    second = fixture("evolution/extended_text")
+    second = fixture("evolution/extended_text")  # the same customer
     [flushed] = send(client, f"{EVOLUTION}?max_messages=2", second).get_json()["results"]
     assert flushed["flushed"] is True and flushed["batch_id"]
 
@@ -141,10 +141,35 @@ def test_the_event_suffix_cut_leaves_the_settings_and_key_intact(
     assert_error(send(secured, f"{EVOLUTION}?ttl=2&key=wrong/call", fixture("evolution/call")), 401, "unauthorized")
 
 
+def stored_items(redis_client: redis.Redis, user: str) -> list[dict[str, Any]]:
+    """The items of `user`'s open batch, as Redis holds them."""
+    buffer = next(k for k in datafy_keys(redis_client) if k.endswith(f":buf:{user}"))
+    return [json.loads(entry)[1] for entry in redis_client.lrange(buffer, 0, -1)]
+
+
+def test_media_base64_past_max_message_bytes_is_left_out_and_the_message_buffered(
+    settings: Settings, store: Store, redis_client: redis.Redis
+) -> None:
+    """Evolution retries a 413 for about 20 minutes and then drops the message: a voice note whose base64 would
+    pass MAX_MESSAGE_BYTES is buffered with its caption, mimetype and url, and says what it left out."""
+    client = create_app(replace(settings, max_message_bytes=4096), store).test_client()
+    body = fixture("evolution/2.3.6/voice")  # 4,970 bytes of audio: 6,628 of base64
+    [result] = send(client, EVOLUTION, body).get_json()["results"]
+    assert result["status"] == "buffered"
+    [item] = stored_items(redis_client, result["user"])
+    assert "base64" not in item["m"] and item["m"]["mimetype"] == "audio/ogg; codecs=opus" and item["m"]["url"]
+    assert item["x"]["dropped"][-1] == "message.base64"
+    roomy = create_app(settings, store).test_client()  # 64 KiB: the same note keeps its bytes
+    body["data"]["key"]["id"] = "ANOTHER0000000000000000000000001"
+    [result] = send(roomy, EVOLUTION, body).get_json()["results"]
+    assert stored_items(redis_client, result["user"])[-1]["m"]["base64"] == body["data"]["message"]["base64"]
+
+
 def test_replies_say_buffered_duplicate_or_ignored_with_the_reason(client: FlaskClient) -> None:
-    first = send(client, EVOLUTION, fixture("evolution/text")).get_json()
+    body = fixture("evolution/text")
+    first = send(client, EVOLUTION, body).get_json()
     assert first["success"] is True and first["results"][0]["status"] == "buffered"
-    assert first["results"][0]["message_id"] == "3EB0C431C26A1916E07A" and first["results"][0]["flush_at"]
+    assert first["results"][0]["message_id"] == body["data"]["key"]["id"] and first["results"][0]["flush_at"]
     again = send(client, EVOLUTION, fixture("evolution/text")).get_json()
     assert again["results"][0]["status"] == "duplicate"
     ignored = send(client, EVOLUTION, fixture("evolution/connection_update"))

@@ -59,7 +59,9 @@ def evolution(event: str | None = None) -> Response:
         key = require_source_key(settings.api_keys, query.get("key", ""), settings.evolution_jwt_secret)
     body = read_json_object(request)
     try:
-        actions = parse_evolution(body, settings.evolution_from_me, settings.evolution_groups)
+        actions = parse_evolution(
+            body, settings.evolution_from_me, settings.evolution_groups, settings.max_message_bytes
+        )
     except MalformedError as exc:
         raise _malformed(exc) from None
     return _carry_out(actions, query, settings, key, admin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -15,12 +16,13 @@ import requests
 from datafy.dev.oracle import datafy_keys, leftover_keys
 from datafy.dev.processes import system
 from datafy.dev.receiver import Receiver
+from datafy.keys import KeySpace
 from tests.conftest import TEST_ENV
-from tests.test_sources_evolution import fixture
+from tests.test_sources_evolution import SHAPES, VERSIONS, encodings, fixture
 
 KEY = "e2e-source-key-0123456789"
 APP_SECRET = "meta-app-secret-for-e2e"
-BURST = ["text", "image_caption", "extended_text", "audio", "document", "location", "reaction"]
+BURST = ["text", "image_caption", "extended_text", "reaction"]
 
 
 def post(url: str, body: dict[str, Any], **headers: str) -> requests.Response:
@@ -55,6 +57,8 @@ def test_an_evolution_burst_gives_one_ordered_batch_per_instance_and_drops_redel
         ok(post(urls[0], other))
         redelivered = ok(post(urls[0], fixture("evolution/text")))  # Evolution retries after a lost reply
         assert redelivered["results"][0]["status"] == "duplicate"
+        [call] = ok(post(f"{base}?ttl=1.5&key={KEY}/call", fixture("evolution/call")))["results"]  # no hyphen
+        assert call["status"] == "ignored"
         assert receiver.wait_for(lambda r: len(r.delivered) >= 2, timeout=10)
         time.sleep(0.5)
         log = api.log()
@@ -66,19 +70,57 @@ def test_an_evolution_burst_gives_one_ordered_batch_per_instance_and_drops_redel
     assert batch["number"] == "5511987654321" and batch["pushName"] == "Ana Souza"
     assert batch["message_count"] == len(BURST) and batch["flush_reason"] == "ttl"
     kinds = [m if isinstance(m, str) else m["type"] for m in batch["messages"]]
-    assert kinds == ["oi", "image", "queria saber o preço do https://loja.example.com/p/42", "audio", "document",
-                     "location", "reaction"]  # fmt: skip
-    assert batch["text"] == ("oi\nolha esse modelo\nqueria saber o preço do https://loja.example.com/p/42\n"
-                             "segue o orçamento")  # fmt: skip
+    assert kinds == ["oi", "image", "queria saber o preço do https://loja.example.com/p/42", "reaction"]
+    assert batch["text"] == "oi\nolha esse modelo\nqueria saber o preço do https://loja.example.com/p/42"
     for name, item in zip(BURST, batch["items"], strict=True):
         raw = fixture(f"evolution/{name}")["data"]
-        raw["message"].pop("base64", None)  # kept once, in the media object
-        assert item["data"] == raw and item["message_id"] == raw["key"]["id"]
-    assert batch["messages"][3]["base64"] == fixture("evolution/audio")["data"]["message"]["base64"]
+        assert item["data"]["key"] == raw["key"] and item["message_id"] == raw["key"]["id"]
+        assert "data.message.messageContextInfo" in item["dropped"] and encodings(item) == []
+    quote = {"message_id": "3EB0B7C1D2E3F4A5B6C7D8", "participant": "5511912345678@s.whatsapp.net",
+             "text": "Posso ajudar?"}  # fmt: skip
+    assert batch["items"][2]["quote"] == quote
     assert "apikey" not in batch and "sender" not in batch
     assert by_instance["filial"]["user"] == "evolution:filial:5511987654321@s.whatsapp.net"
     assert by_instance["filial"]["messages"] == ["oi"]
     assert "POST /api/sources/evolution" in log and KEY not in log  # the access log masks ?key=
+    assert leftover_keys(redis_client) == []
+
+
+def test_every_shape_of_every_tested_evolution_version_is_delivered_to_one_chat_and_stored_small(
+    env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Image (12,000-byte thumbnail), sticker, document, video, voice note, location, contact card and text reply,
+    as Evolution 2.3.6, 2.3.7 and 2.4.0-rc2 send them, from one LID-addressed customer: each is accepted, stored
+    in a few kB (the bodies are up to 130 kB) and delivered, all in one chat. A voice note whose base64 would pass
+    MAX_MESSAGE_BYTES arrives too, without the base64, and the API's log names the chat and the message."""
+    env["WEBHOOK_URL"] = receiver.url
+    bodies = [fixture(f"evolution/{version}/{shape}") for version in VERSIONS for shape in SHAPES]
+    big = fixture("evolution/2.3.7/voice")
+    big["data"]["key"]["id"] = "B16B0D1E5000000000000000000000AA"
+    big["data"]["message"]["base64"] = base64.b64encode(b"OggS" + bytes(range(256)) * 300).decode()  # 76,800 B
+    user = "evolution:loja:5521998887777@s.whatsapp.net"
+    with system(env, tmp_path) as (api, _monitor):
+        url = f"{api.extra['url']}/api/sources/evolution?ttl=3"
+        for body in [*bodies, big]:
+            [result] = ok(post(url, body))["results"]
+            assert result["status"] == "buffered" and result["user"] == user, result
+        buffer = KeySpace(env.get("REDIS_PREFIX", "datafy")).user(user).buffer
+        sizes = [len(entry.encode()) for entry in redis_client.lrange(buffer, 0, -1)]
+        assert receiver.wait_for(lambda r: len(r.delivered) == 1, timeout=10)
+        log = api.log()
+    assert len(sizes) == len(bodies) + 1 and max(sizes) < 10_000  # MAX_MESSAGE_BYTES is 65,536
+    assert max(len(json.dumps(body)) for body in bodies) > 130_000
+    [batch] = receiver.delivered
+    assert batch["user"] == user and batch["message_count"] == len(bodies) + 1 and batch["lid"] == "145602933870765@lid"
+    kinds = [m if isinstance(m, str) else m["type"] for m in batch["messages"]]
+    expected = ["image", "sticker", "document", "video", "audio", "location", "contact", "quero o azul"]
+    assert kinds == expected * len(VERSIONS) + ["audio"]
+    assert [item["message_id"] for item in batch["items"]] == [b["data"]["key"]["id"] for b in [*bodies, big]]
+    assert all(encodings(item) == [] for item in batch["items"])
+    assert batch["items"][4]["message"]["base64"] == bodies[4]["data"]["message"]["base64"]  # within the limit
+    last = batch["items"][-1]
+    assert "base64" not in last["message"] and last["message"]["url"] and last["dropped"][-1] == "message.base64"
+    assert "base64 dropped" in log and user in log and big["data"]["key"]["id"] in log
     assert leftover_keys(redis_client) == []
 
 
@@ -106,7 +148,7 @@ def test_discard_policy_drops_the_pending_batch_and_groups_can_be_chats(
     with system(env, tmp_path) as (api, _monitor):
         url = f"{api.extra['url']}/api/sources/evolution?ttl=1"
         ok(post(url, fixture("evolution/text")))
-        ok(post(url, fixture("evolution/extended_text")))
+        ok(post(url, fixture("evolution/extended_text")))  # the same customer
         # A forged fromMe with the ingest key (or none) cannot discard a customer's messages ...
         [forged] = ok(post(url, fixture("evolution/from_me")))["results"]
         assert forged["status"] == "ignored" and "ADMIN_API_KEY" in forged["reason"]
@@ -135,7 +177,7 @@ def test_composing_extends_the_deadline(
         typing_at = time.time()
         [typing] = ok(post(f"{url}/presence-update?ttl=3", fixture("evolution/presence_composing")))["results"]
         assert typing["status"] == "typing" and typing["pending"] is True and typing["flush_at"] > first["flush_at"]
-        [paused] = ok(post(f"{url}?ttl=2", fixture("evolution/presence_paused")))["results"]
+        [paused] = ok(post(f"{url}?ttl=2", fixture("evolution/presence_paused")))["results"]  # reported as available
         assert paused["status"] == "ignored"
         assert receiver.wait_for(lambda r: len(r.delivered) == 1, timeout=10)
     arrived = receiver.received[0].at
