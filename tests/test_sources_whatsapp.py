@@ -49,6 +49,22 @@ def test_without_a_phone_the_chat_is_the_business_scoped_user_id_and_every_kind_
     assert isinstance(unsupported, Ignore) and "unsupported" in unsupported.reason
 
 
+def test_an_order_is_an_item_with_its_text_and_an_unknown_interactive_keeps_its_object() -> None:
+    """Regression: orders were ignored though they carry the customer's words; a call permission reply was
+    buffered as an empty reply."""
+    body = fixture("whatsapp/order_and_call_permission")
+    order, permission = parse_whatsapp(body)
+    assert isinstance(order, Buffer) and order.text == "can you deliver tomorrow?"
+    assert order.message == {"type": "order", "catalog_id": "1462927044538412", "text": "can you deliver tomorrow?",
+                             "product_items": [{"product_retailer_id": "sku-blue-42", "quantity": 2,
+                                                "item_price": 89.9, "currency": "BRL"}]}  # fmt: skip
+    sent = body["entry"][0]["changes"][0]["value"]["messages"][1]["interactive"]
+    assert isinstance(permission, Buffer) and permission.text is None
+    assert permission.message == {"type": "interactive", "interactive_type": "call_permission_reply",
+                                  "interactive": sent}  # fmt: skip
+    assert order.user == permission.user == "whatsapp:106540352242922:16505551234"
+
+
 def test_statuses_echoes_and_other_objects_are_ignored() -> None:
     [status] = parse_whatsapp(fixture("whatsapp/status"))
     assert isinstance(status, Ignore) and status.reason == "status update"

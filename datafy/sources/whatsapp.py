@@ -27,6 +27,7 @@ from datafy.sources import (
 
 SOURCE = "whatsapp"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+REPLY_TYPES = ("button_reply", "list_reply", "nfm_reply")  # interactive replies: a tap, or a flow's answers
 SIGNATURE_PREFIX = "sha256="
 
 
@@ -176,14 +177,21 @@ def _content(message: dict[str, Any], kind: str) -> tuple[str | dict[str, Any], 
         return without_none({"type": "reply", "id": body.get("payload"), "title": title}), title
     if kind == "interactive":
         return _interactive(body)
-    return None  # system, unsupported, order, request_welcome, ...: nothing a customer typed
+    if kind == "order":  # a cart sent from the catalog, with the words the customer added
+        text = optional_text(body.get("text"))
+        order = {"type": "order", "catalog_id": body.get("catalog_id"), "text": text,
+                 "product_items": body.get("product_items")}  # fmt: skip
+        return without_none(order), text
+    return None  # system, unsupported, request_welcome, ...: nothing a customer typed
 
 
-def _interactive(body: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None:
+def _interactive(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A reply to a button, list or flow as a `reply`; any other interactive type (call_permission_reply, a type
+    Meta adds later) keeps its raw object, so nothing the customer did becomes an empty reply."""
     reply_type = optional_text(body.get("type"))
-    reply = body.get(reply_type) if reply_type and isinstance(body.get(reply_type), dict) else None
-    if reply is None:
-        return None
+    reply = body.get(reply_type) if reply_type else None
+    if reply_type not in REPLY_TYPES or not isinstance(reply, dict):
+        return without_none({"type": "interactive", "interactive_type": reply_type, "interactive": body}), None
     title = optional_text(reply.get("title")) or optional_text(reply.get("body"))
     fields = {"type": "reply", "reply_type": reply_type, "id": reply.get("id"), "title": title,
               "description": reply.get("description"), "response_json": reply.get("response_json")}  # fmt: skip
