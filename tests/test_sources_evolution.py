@@ -156,9 +156,9 @@ def test_one_customer_is_one_chat_whichever_field_the_version_put_the_phone_in()
         "2.3.7 (remoteJid phone)": fixture("evolution/2.3.7/text_reply"),
         "2.4.0-rc2 (swapped, addressingMode pn)": fixture("evolution/2.4.0-rc2/text_reply"),
     }
-    moved = fixture("evolution/lid_sender_pn")  # 2.3.1-2.3.4 copied senderPn over remoteJid (2.3.1 L1051-L1054)
+    moved = fixture("evolution/lid_sender_pn")  # 2.3.1-2.3.2 copied senderPn over remoteJid (2.3.1 L1051-L1054)
     moved["data"]["key"].update(remoteJid="5521998887777@s.whatsapp.net", previousRemoteJid="145602933870765@lid")
-    lid_keys["2.3.1-2.3.4 (previousRemoteJid)"] = moved
+    lid_keys["2.3.1-2.3.2 (previousRemoteJid)"] = moved
     for name, body in lid_keys.items():
         action = only(body)
         assert action.user == BRUNO, name

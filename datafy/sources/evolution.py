@@ -68,7 +68,7 @@ def parse_evolution(
 
 def addresses(key: dict[str, Any]) -> tuple[str | None, str | None]:
     """(phone JID, LID) of the customer a direct message's key names, whichever fields this version used:
-    remoteJid/remoteJidAlt (2.3.5+), senderPn (2.3.0), previousRemoteJid (2.3.1-2.3.4 moved the LID there)."""
+    remoteJid/remoteJidAlt (2.3.5+), senderPn (2.3.0), previousRemoteJid (2.3.1-2.3.2 moved the LID there)."""
     phone = lid = None
     for name in ("remoteJid", "remoteJidAlt", "senderPn", "previousRemoteJid", "senderLid"):
         candidate = key.get(name)
