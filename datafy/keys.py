@@ -10,6 +10,7 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:keyrate:{key}    string  messages this minute with one API key in this partition, for
                                     RATE_LIMIT_PER_KEY (key: a hash of the API key; expires in a minute)
     {prefix}:{{p}}:seq:{user}       string  the user's last batch sequence number
+    {prefix}:{{p}}:alias:{id}       string  the chat another id names (a WhatsApp LID -> the phone's chat)
     {prefix}:{{p}}:outbox:{user}    list    sealed batch ids waiting for delivery, oldest first
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
     {prefix}:{{p}}:due              zset    user -> flush deadline ms (the clock of record)
@@ -99,6 +100,10 @@ class KeySpace:
             outbox=f"{base}:outbox:{user}",
             batches=f"{base}:batches:{user}",
         )
+
+    def alias(self, alias: str) -> str:
+        """The chat that `alias` (another id of the same customer) names, in the alias's partition."""
+        return f"{self._base(self.partition_of(alias))}:alias:{alias}"
 
     def key_rate(self, user: str, key_id: str) -> str:
         """The counter of messages sent with one API key (`key_id`, a hash) in `user`'s partition."""

@@ -213,3 +213,14 @@ def test_redis_down_gives_503_so_the_gateway_retries(settings: Settings) -> None
 def test_a_body_that_is_not_json_is_refused(client: FlaskClient) -> None:
     assert_error(client.post(EVOLUTION, data="oi", content_type="text/plain"), 415, "unsupported_media_type")
     assert_error(client.post(EVOLUTION, data="{", content_type="application/json"), 400, "invalid_json")
+
+
+def test_a_presence_under_the_customers_lid_reaches_the_phones_chat(client: FlaskClient) -> None:
+    """2.3.5+ name the customer's chat by the phone (remoteJidAlt) while Baileys' presence names the @lid."""
+    phone_chat = "evolution:loja:5521998887777@s.whatsapp.net"
+    [buffered] = send(client, "/api/sources/evolution?ttl=2", fixture("evolution/lid")).get_json()["results"]
+    assert buffered["user"] == phone_chat
+    [typing] = send(client, "/api/sources/evolution?ttl=8", fixture("evolution/presence_composing_lid")).get_json()[
+        "results"
+    ]
+    assert typing["status"] == "typing" and typing["user"] == phone_chat and typing["pending"] is True

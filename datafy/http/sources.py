@@ -158,9 +158,10 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: st
         log.debug("source event ignored user=%s reason=%s", action.user, action.reason)
         return {"status": "ignored", "reason": action.reason, **({"user": action.user} if action.user else {})}
     if isinstance(action, Typing):
-        deadline = store.buffer.extend(action.user, typing_ttl)
+        user = store.aliases.resolve(action.user)  # a presence may name the customer's other id
+        deadline = store.buffer.extend(user, typing_ttl)
         flush_at = iso_from_ms(deadline) if deadline is not None else None
-        return {"status": "typing", "user": action.user, "pending": deadline is not None, "flush_at": flush_at}
+        return {"status": "typing", "user": user, "pending": deadline is not None, "flush_at": flush_at}
     if isinstance(action, Discard):
         dropped = store.buffer.discard(action.user)
         if dropped:
@@ -168,6 +169,8 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: st
         return {"status": "discarded", "user": action.user, "discarded": len(dropped)}
     assert msg is not None
     result = store.buffer.append(msg, key)
+    if isinstance(action, Buffer) and action.alias and not result.refused:
+        store.aliases.remember(action.alias, msg.user)
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
     metrics.count_append(result)

@@ -27,6 +27,7 @@ class Buffer:
     metadata: dict[str, Any]  # merged into the batch (instance, remoteJid, number, pushName, source, ...)
     item_fields: dict[str, Any] = field(default_factory=dict)  # the gateway's own object, on the item only
     text: str | None = None  # what a media message adds to the batch's text: its caption
+    alias: str | None = None  # another id the gateway names this chat by (a LID): typing under it reaches it
 
 
 @dataclass(frozen=True)

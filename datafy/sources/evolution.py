@@ -137,7 +137,8 @@ def _message(body: dict[str, Any], from_me: str, groups: str, max_bytes: int) ->
     if dropped:
         item_fields["dropped"] = dropped
     value, item_fields = _fit(value, metadata, item_fields, max_bytes, (user, message_id))
-    return Buffer(user, value, message_id, metadata, item_fields, text)
+    alias = user_id(instance, lid) if phone and lid else None  # its presence names the LID (Baileys chats.ts)
+    return Buffer(user, value, message_id, metadata, item_fields, text, alias)
 
 
 def _participant(key: dict[str, Any]) -> str | None:
