@@ -1,5 +1,5 @@
 """The HTTP API, served by Gunicorn: `gunicorn api:app`."""
 
-from datafy.cli import api_app
+from datafy.launch import api_app
 
 app = api_app()

@@ -2,16 +2,14 @@
 
 import os
 import sys
-from pathlib import Path
 
 from dotenv import load_dotenv
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # gunicorn reads this file before it imports the app
-from datafy import metrics_dir
-from datafy.cli import check_store
+from datafy import metrics
 from datafy.config import Settings
-from datafy.cpus import available_cpus
+from datafy.config.cpus import available_cpus
 from datafy.errors import ConfigurationError
+from datafy.launch import check_store
 
 load_dotenv()  # so PORT, WEB_CONCURRENCY, ... in .env apply to a plain `gunicorn api:app` too
 
@@ -43,10 +41,10 @@ errorlog = "-"
 control_socket_disable = True  # several gunicorns may share a machine (tests, bench); we do not use gunicornc
 
 
-# Prometheus multiprocess mode (datafy/metrics.py): every worker writes its figures to PROMETHEUS_MULTIPROC_DIR,
+# Prometheus multiprocess mode (datafy/metrics/): every worker writes its figures to PROMETHEUS_MULTIPROC_DIR,
 # and /metrics adds them up. The variable points at an emptied directory here, as this file is read: before
 # gunicorn loads logger_class (whose package imports prometheus_client) and before any worker starts.
-_metrics_path, _metrics_path_made = metrics_dir.prepare(_settings.metrics_dir, "api")
+_metrics_path, _metrics_path_made = metrics.prepare(_settings.metrics_dir, "api")
 
 
 def child_exit(server: object, worker: object) -> None:
@@ -57,4 +55,4 @@ def child_exit(server: object, worker: object) -> None:
 
 def on_exit(server: object) -> None:
     if _metrics_path_made:
-        metrics_dir.remove(_metrics_path)
+        metrics.remove(_metrics_path)

@@ -1,6 +1,6 @@
 """The monitor daemon: `python3 monitor.py`."""
 
-from datafy.cli import run_monitor
+from datafy.launch import run_monitor
 
 if __name__ == "__main__":
     raise SystemExit(run_monitor())

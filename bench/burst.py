@@ -27,8 +27,8 @@ from bench.common import (  # noqa: E402
     running_redis,
     start_gunicorn,
 )
-from datafy.dev.processes import child_pids, start_monitor  # noqa: E402
 from datafy.model import epoch_of  # noqa: E402
+from devtools.processes import child_pids, start_monitor  # noqa: E402
 
 
 def burst(users: int, ttl: float) -> None:

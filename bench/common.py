@@ -14,8 +14,8 @@ from pathlib import Path
 
 import redis
 
-from datafy.dev.processes import child_pids, start, wait_http
-from datafy.dev.redis_server import RedisServer, free_port
+from devtools.processes import child_pids, start, wait_http
+from devtools.redis_server import RedisServer, free_port
 
 
 def machine_facts(server: RedisServer | None = None) -> str:

@@ -26,8 +26,8 @@ from bench.common import (  # noqa: E402
     start_gunicorn,
     tree_cpu_seconds,
 )
-from datafy.dev.processes import start  # noqa: E402
-from datafy.dev.redis_server import RedisServer  # noqa: E402
+from devtools.processes import start  # noqa: E402
+from devtools.redis_server import RedisServer  # noqa: E402
 
 
 def one_round(batches: int, tmp: Path, monitor_env: dict[str, str]) -> dict[str, float]:

@@ -23,9 +23,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.common import fast_receiver, percentiles, running_redis  # noqa: E402
 from datafy.config import Settings  # noqa: E402
-from datafy.dev.processes import start_monitor  # noqa: E402
 from datafy.model import IncomingMessage  # noqa: E402
 from datafy.store import Store  # noqa: E402
+from devtools.processes import start_monitor  # noqa: E402
 
 
 def populate(store: Store, users: list[str], deadline_of: Callable[[str], float]) -> dict[str, int]:

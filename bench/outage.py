@@ -23,10 +23,10 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from bench.common import machine_facts  # noqa: E402
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered  # noqa: E402
-from datafy.dev.processes import system  # noqa: E402
-from datafy.dev.receiver import Receiver, Reply  # noqa: E402
-from datafy.dev.redis_server import RedisServer  # noqa: E402
+from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered  # noqa: E402
+from devtools.processes import system  # noqa: E402
+from devtools.receiver import Receiver, Reply  # noqa: E402
+from devtools.redis_server import RedisServer  # noqa: E402
 
 
 def main() -> int:

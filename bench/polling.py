@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parent))
 import redis  # noqa: E402
 
 from bench.common import cpu_seconds, running_redis  # noqa: E402
-from datafy.dev.processes import running, start_monitor  # noqa: E402
+from devtools.processes import running, start_monitor  # noqa: E402
 
 
 def idle_cost(url: str, pid: int, monitors: int, partitions: int, seconds: float, tmp: Path) -> tuple[float, float]:

@@ -28,10 +28,10 @@ from pathlib import Path
 import redis
 import requests
 
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, wait_until_drained
-from datafy.dev.processes import Proc, start_api, start_monitor
-from datafy.dev.receiver import Receiver, Reply
-from datafy.dev.redis_server import RedisServer
+from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered, wait_until_drained
+from devtools.processes import Proc, start_api, start_monitor
+from devtools.receiver import Receiver, Reply
+from devtools.redis_server import RedisServer
 
 OUTAGE = threading.Event()
 FAULTS = ("kill-monitor", "kill-process", "sigterm-container", "kill-subscriber", "restart-redis", "freeze-redis",

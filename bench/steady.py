@@ -34,8 +34,8 @@ from bench.common import (  # noqa: E402
     tree_cpu_seconds,
 )
 from bench.observe import ADMIN_KEY, observe_later  # noqa: E402
-from datafy.dev.processes import start_monitor  # noqa: E402
-from datafy.dev.redis_server import free_port  # noqa: E402
+from devtools.processes import start_monitor  # noqa: E402
+from devtools.redis_server import free_port  # noqa: E402
 
 
 async def load(url: str, seconds: float, rate: float, users: int) -> list[dict]:

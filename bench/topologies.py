@@ -26,9 +26,9 @@ from redis.cluster import RedisCluster  # noqa: E402
 
 from bench.client import send_all  # noqa: E402
 from bench.common import cpu_seconds, fast_receiver, machine_facts, start_gunicorn  # noqa: E402
-from datafy.dev.cluster import LocalCluster  # noqa: E402
-from datafy.dev.processes import start  # noqa: E402
-from datafy.dev.redis_server import RedisServer, wait_until  # noqa: E402
+from devtools.cluster import LocalCluster  # noqa: E402
+from devtools.processes import start  # noqa: E402
+from devtools.redis_server import RedisServer, wait_until  # noqa: E402
 
 Setup = tuple[str, dict[str, str], list[int], redis.Redis | RedisCluster]  # (url, extra env, data pids, client)
 

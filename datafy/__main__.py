@@ -7,8 +7,8 @@ import json
 import logging
 import sys
 
-from datafy.cli import load_settings
 from datafy.errors import StoreUnavailableError
+from datafy.launch import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def show_status(as_json: bool) -> int:
     """Print the status (settings from .env and the environment); 1 when Redis cannot be reached."""
-    from datafy.status import gather, render_text
+    from datafy.report import gather, render_text
     from datafy.store import Store
 
     settings = load_settings()
@@ -34,7 +34,7 @@ def show_status(as_json: bool) -> int:
             handler.setStream(sys.stderr)
     store = Store(settings)
     try:
-        state = gather(store)
+        state = gather(store, settings.webhook_url)
     except StoreUnavailableError as exc:
         sys.stderr.write(f"redis at {settings.redis_url_redacted} is unavailable: {exc}\n")
         return 1

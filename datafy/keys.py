@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from datafy.redis_options import DEFAULT_PARTITIONS
+from datafy.config.redis import DEFAULT_PARTITIONS
 
 PARTITIONS = DEFAULT_PARTITIONS
 

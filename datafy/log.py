@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 import time
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 # A query parameter (up to the next "&", "#" or space: a request line ends with " HTTP/1.1"), whose name is
 # compared decoded, as Werkzeug decodes it: ?%6Bey= opens the ingest routes as ?key= does.
@@ -96,3 +96,10 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("gunicorn.error").addFilter(SECRET_FILTER)  # the access log masks its own fields
     # urllib3 logs every retry and pool event at INFO/DEBUG; our own lines already say what matters.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def redact_url(url: str) -> str:
+    """Scheme, host and port only: webhook URLs carry secrets in credentials, paths (n8n ids) and queries."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]  # drop user:password, keep host[:port] as written
+    return f"{parts.scheme}://{host}/..."

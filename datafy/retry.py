@@ -1,4 +1,5 @@
-"""Retry policy: which failures are retried, and when (pure functions)."""
+"""Retry policy: which failures are retried, and when (pure functions): a webhook's retry schedule, and the one
+backoff every loop of ours waits with after a failure (Redis reconnects, a dying process's restarts)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,10 @@ def retry_delay(
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_RETRY_AFTER_SECONDS))
     return wait
+
+
+def backoff(failures: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after `failures` failures in a row (1-based): `base` doubled per failure up to `cap`, with
+    bounded jitter (uniform in [delay/2, delay]) so that processes that failed together do not retry together."""
+    delay = min(cap, base * 2 ** min(max(failures, 1) - 1, 32))
+    return (rng or random).uniform(delay / 2, delay)

@@ -10,10 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from datafy.config import Settings
-from datafy.dev.receiver import Receiver
-from datafy.dev.redis_server import RedisServer
 from datafy.http import create_app
 from datafy.store import Store
+from devtools.receiver import Receiver
+from devtools.redis_server import RedisServer
 
 TEST_ENV = {
     "WEBHOOK_URL": "http://127.0.0.1:9/unused",

@@ -11,12 +11,12 @@ import redis
 from flask.testing import FlaskClient
 
 from datafy.config import Settings
-from datafy.dev.oracle import datafy_keys
 from datafy.errors import ConfigurationError
 from datafy.http import create_app
 from datafy.http.validation import MAX_METADATA_FIELDS
 from datafy.keys import partition_of
 from datafy.store import Store, is_batch_id
+from devtools.oracle import datafy_keys
 
 
 def post(client: FlaskClient, body: object, path: str = "/api/message", **kwargs: object):

@@ -7,8 +7,8 @@ import logging
 import pytest
 import redis
 
-from datafy.checks import check_redis
 from datafy.store import Store
+from datafy.store.checks import check_redis
 from datafy.store.servers import enable_expiry_events
 
 

@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from datafy.config import Settings, normalize_keyword, parse_duration
-from datafy.dev.processes import PROJECT_ROOT, process_env
-from datafy.dev.redis_server import RedisServer
 from datafy.errors import ConfigurationError
 from datafy.model import IncomingMessage
 from datafy.store import Store
 from datafy.store.servers import enable_expiry_events
+from devtools.processes import PROJECT_ROOT, process_env
+from devtools.redis_server import RedisServer
 from tests.conftest import TEST_ENV
 
 
@@ -228,11 +228,13 @@ def test_bad_redis_topology_settings_name_the_variable(env: dict[str, str], name
 
 def test_source_settings_default_off_and_bad_values_name_the_variable() -> None:
     settings = Settings.from_env({})
-    assert (settings.evolution_from_me, settings.evolution_groups) == ("ignore", "ignore")
+    assert (settings.evolution_from_me, settings.group_messages) == ("ignore", "ignore")
     assert settings.whatsapp_app_secret == settings.whatsapp_verify_token == settings.evolution_jwt_secret == ""
-    chosen = Settings.from_env({"EVOLUTION_FROM_ME": "Discard", "EVOLUTION_GROUPS": " chat "})
-    assert (chosen.evolution_from_me, chosen.evolution_groups) == ("discard", "chat")
-    for name in ("EVOLUTION_FROM_ME", "EVOLUTION_GROUPS"):
+    chosen = Settings.from_env({"EVOLUTION_FROM_ME": "Discard", "GROUP_MESSAGES": " chat "})
+    assert (chosen.evolution_from_me, chosen.group_messages) == ("discard", "chat")
+    assert Settings.from_env({"EVOLUTION_GROUPS": "chat"}).group_messages == "chat"  # the old name still works
+    assert Settings.from_env({"EVOLUTION_GROUPS": "chat", "GROUP_MESSAGES": "ignore"}).group_messages == "ignore"
+    for name in ("EVOLUTION_FROM_ME", "GROUP_MESSAGES", "EVOLUTION_GROUPS"):
         with pytest.raises(ConfigurationError, match=f"^{name}="):
             Settings.from_env({name: "drop"})
     with pytest.raises(ConfigurationError, match="EVOLUTION_JWT_SECRET must be at least 32") as caught:

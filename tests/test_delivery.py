@@ -10,12 +10,12 @@ from dataclasses import replace
 import pytest
 
 from datafy.config import Settings
-from datafy.dev.receiver import Receiver, Reply
 from datafy.model import Claim, IncomingMessage
-from datafy.monitor.delivery import Recorder
+from datafy.monitor.recorder import Recorder
 from datafy.monitor.sender import LEASE_MARGIN_SECONDS, MIN_POST_SECONDS, Sender
 from datafy.store import Store
 from datafy.store.stats import Figures
+from devtools.receiver import Receiver, Reply
 from tests.conftest import TEST_ENV
 
 

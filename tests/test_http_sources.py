@@ -15,9 +15,9 @@ import redis
 from flask.testing import FlaskClient
 
 from datafy.config import Settings
-from datafy.dev.oracle import datafy_keys
 from datafy.http import create_app
 from datafy.store import Store
+from devtools.oracle import datafy_keys
 from tests.test_api import assert_error
 from tests.test_sources_evolution import fixture
 

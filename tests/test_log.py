@@ -25,7 +25,7 @@ def emit(formatter: logging.Formatter, *args: object) -> str:
 
 def test_a_user_id_cannot_forge_a_log_line() -> None:
     """Regression: a user id holding a newline printed a convincing fake ERROR line."""
-    forged = "5511\n2026-11-26 10:00:00,000 ERROR   datafy.monitor.delivery: dead-lettered user=victim\u2028\x1b[2J"
+    forged = "5511\n2026-11-26 10:00:00,000 ERROR   datafy.monitor.recorder: dead-lettered user=victim\u2028\x1b[2J"
     text = emit(TextFormatter(TEXT_FORMAT), forged, "b1")
     assert text.count("\n") == 1 and "\\n2026-11-26" in text and "\\u2028" in text and "\\x1b" in text
 

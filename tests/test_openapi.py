@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from datafy.config import Settings
-from datafy.dev.contract import METHODS, Contract
-from datafy.dev.oracle import datafy_keys
 from datafy.http import create_app
 from datafy.store import Store
+from devtools.contract import METHODS, Contract
+from devtools.oracle import datafy_keys
 from tests.test_sources_evolution import fixture
 
 ADMIN = {"Authorization": "Bearer admin-secret"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from datafy.sources import Buffer, Discard, Ignore, MalformedError, Typing
+from datafy.sources import Append, Discard, Ignore, MalformedError, Typing
 from datafy.sources.evolution import event_slug, parse_evolution
 from datafy.sources.evolution_payload import stored_size
 
@@ -36,7 +36,7 @@ def only(body: dict[str, Any], **policies: Any) -> Any:
     return action
 
 
-def stored(action: Buffer) -> int:
+def stored(action: Append) -> int:
     """What MAX_MESSAGE_BYTES counts for this message."""
     return stored_size(action.message, {**action.metadata, **action.item_fields})
 
@@ -71,7 +71,7 @@ def test_the_fixtures_are_what_the_serializer_model_writes() -> None:
 def test_every_shape_of_every_version_is_buffered_small_and_decoded(version: str, shape: str) -> None:
     body = fixture(f"evolution/{version}/{shape}")
     action = only(body)
-    assert isinstance(action, Buffer), action
+    assert isinstance(action, Append), action
     assert action.user == BRUNO  # one chat whatever the version put in remoteJid
     assert action.message_id == body["data"]["key"]["id"]
     assert action.item_fields["sent_at"].startswith("2025-11-26T23:")
@@ -137,7 +137,7 @@ def test_the_quote_of_a_text_reply_is_kept_where_evolution_sends_it() -> None:
 def test_text_is_buffered_per_instance_and_phone_with_the_batch_fields() -> None:
     body = fixture("evolution/text")
     action = only(body)
-    assert isinstance(action, Buffer)
+    assert isinstance(action, Append)
     assert action.user == ANA and action.message == "oi" and action.text is None
     assert action.message_id == body["data"]["key"]["id"]
     assert action.metadata == {"source": "evolution", "instance": "loja", "remoteJid": "5511987654321@s.whatsapp.net",
@@ -251,7 +251,7 @@ def test_event_names_as_the_per_event_urls_spell_them() -> None:
     assert event_slug("messages.upsert") == event_slug("MESSAGES_UPSERT") == "messages-upsert"
     body = fixture("evolution/text")
     body["event"] = "MESSAGES_UPSERT"
-    assert isinstance(only(body), Buffer)
+    assert isinstance(only(body), Append)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from datafy.sources import Buffer, Ignore, MalformedError
+from datafy.sources import Append, Ignore, MalformedError
 from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, signature_matches
 from tests.test_sources_evolution import fixture
 
@@ -16,7 +16,7 @@ from tests.test_sources_evolution import fixture
 def test_two_messages_in_one_body_are_two_buffers_for_one_chat() -> None:
     body = fixture("whatsapp/two_messages")
     text, image = parse_whatsapp(body)
-    assert isinstance(text, Buffer) and isinstance(image, Buffer)
+    assert isinstance(text, Append) and isinstance(image, Append)
     assert text.user == image.user == "whatsapp:106540352242922:16505551234"
     assert text.message == "Does it come in another color?"
     assert text.message_id == "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
@@ -54,12 +54,12 @@ def test_an_order_is_an_item_with_its_text_and_an_unknown_interactive_keeps_its_
     buffered as an empty reply."""
     body = fixture("whatsapp/order_and_call_permission")
     order, permission = parse_whatsapp(body)
-    assert isinstance(order, Buffer) and order.text == "can you deliver tomorrow?"
+    assert isinstance(order, Append) and order.text == "can you deliver tomorrow?"
     assert order.message == {"type": "order", "catalog_id": "1462927044538412", "text": "can you deliver tomorrow?",
                              "product_items": [{"product_retailer_id": "sku-blue-42", "quantity": 2,
                                                 "item_price": 89.9, "currency": "BRL"}]}  # fmt: skip
     sent = body["entry"][0]["changes"][0]["value"]["messages"][1]["interactive"]
-    assert isinstance(permission, Buffer) and permission.text is None
+    assert isinstance(permission, Append) and permission.text is None
     assert permission.message == {"type": "interactive", "interactive_type": "call_permission_reply",
                                   "interactive": sent}  # fmt: skip
     assert order.user == permission.user == "whatsapp:106540352242922:16505551234"

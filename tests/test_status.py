@@ -6,7 +6,7 @@ import time
 
 from flask.testing import FlaskClient
 
-from datafy.status import gather, render_text
+from datafy.report import gather, render_text
 from datafy.store import Store
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -49,7 +49,7 @@ def test_the_minute_before_counts_for_its_share_of_the_last_60_seconds(store: St
     store.stats.record(minute - 60, 10, [100] * 10)
     store.stats.record(minute, 2, [100] * 2)
     quarter_in = (minute + 15) * 1000  # 45 s of the minute before are still within the last 60 s
-    deliveries = gather(store, quarter_in)["deliveries"]
+    deliveries = gather(store, now_ms=quarter_in)["deliveries"]
     assert deliveries["last_minute"]["delivered"] == 2 + round(10 * 0.75)
     assert deliveries["last_15_minutes"]["delivered"] == 12
     assert [m["delivered"] for m in deliveries["per_minute"][-2:]] == [10, 2]
@@ -59,7 +59,7 @@ def test_the_receiver_state_follows_the_breaker(store: Store) -> None:
     for _ in range(5):
         store.breaker.record(0, 1)
     state = store.breaker.record(0, 1, pause_seconds=30)  # a Retry-After: open at once, paused
-    status = gather(store, state.now_ms)
+    status = gather(store, store.settings.webhook_url, state.now_ms)
     assert status["receiver"]["state"] == "open" and status["receiver"]["failures"] == 6
     assert status["receiver"]["open_since"] and status["receiver"]["paused_until"] > status["at"]
     text = render_text(status)

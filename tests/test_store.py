@@ -10,12 +10,13 @@ import pytest
 import redis
 
 from datafy.config import Settings
-from datafy.dev.oracle import leftover_keys
-from datafy.dev.redis_server import RedisServer
 from datafy.errors import ConfigurationError, StoreUnavailableError
-from datafy.model import IncomingMessage, webhook_body
+from datafy.model import IncomingMessage
+from datafy.payload import webhook_body
 from datafy.store import Store
 from datafy.store.servers import enable_expiry_events
+from devtools.oracle import leftover_keys
+from devtools.redis_server import RedisServer
 
 
 def msg(user: str, text: object, ttl_ms: int = 50, **kwargs: object) -> IncomingMessage:

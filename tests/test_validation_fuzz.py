@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datafy.dev.oracle import datafy_keys
 from datafy.model import CONTROL_FIELDS
+from devtools.oracle import datafy_keys
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.integers(min_value=10**30)
 values = st.recursive(scalars, lambda children: st.lists(children) | st.dictionaries(st.text(), children),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from datafy.dev.receiver import Receiver, Reply
-from datafy.dev.redis_server import free_port
 from datafy.webhook import DeliveryResult, WebhookClient
+from devtools.receiver import Receiver, Reply
+from devtools.redis_server import free_port
 
 
 def post(url: str, timeout: float, *batches: tuple[bytes, str]) -> list[DeliveryResult]:

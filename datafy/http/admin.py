@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from datafy import metrics
 from datafy.errors import ApiError
-from datafy.http import app as current
+from datafy.http import context
 from datafy.http.auth import require_admin_key
-from datafy.model import iso_from_ms, webhook_body
+from datafy.metrics import instruments
+from datafy.model import iso_from_ms
+from datafy.payload import webhook_body
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,14 @@ MAX_OFFSET = 100_000
 
 @bp.before_request
 def _check_admin_key() -> None:
-    require_admin_key(current.settings().admin_api_keys)
+    require_admin_key(context.settings().admin_api_keys)
 
 
 @bp.get("/api/dead-letters")
 def list_dead_letters() -> Response:
     """Dead letters, newest first: ?offset=0&limit=50."""
     offset, limit = _page()
-    total, letters = current.store().dead_letters.page(offset, limit)
+    total, letters = context.store().dead_letters.page(offset, limit)
     return jsonify(
         {
             "success": True,
@@ -44,7 +45,7 @@ def list_dead_letters() -> Response:
 @bp.post("/api/dead-letters/<batch_id>/replay")
 def replay_dead_letter(batch_id: str) -> Response:
     """Queue a dead letter for delivery again, under the same batch_id."""
-    if not current.store().dead_letters.replay(batch_id):
+    if not context.store().dead_letters.replay(batch_id):
         raise ApiError(404, "not_found", f"no dead letter {batch_id}", "batch_id")
     log.info("dead letter replayed batch=%s", batch_id)
     return jsonify({"success": True, "batch_id": batch_id, "message": "queued for delivery"})
@@ -53,7 +54,7 @@ def replay_dead_letter(batch_id: str) -> Response:
 @bp.delete("/api/dead-letters/<batch_id>")
 def delete_dead_letter(batch_id: str) -> Response:
     """Forget a dead letter."""
-    if not current.store().dead_letters.delete(batch_id):
+    if not context.store().dead_letters.delete(batch_id):
         raise ApiError(404, "not_found", f"no dead letter {batch_id}", "batch_id")
     log.info("dead letter deleted batch=%s", batch_id)
     return jsonify({"success": True, "batch_id": batch_id, "message": "deleted"})
@@ -63,7 +64,7 @@ def delete_dead_letter(batch_id: str) -> Response:
 def list_chats() -> Response:
     """Pending chats, soonest flush first: ?offset=0&limit=50."""
     offset, limit = _page()
-    total, page = current.store().buffer.pending(offset, limit)
+    total, page = context.store().buffer.pending(offset, limit)
     chats = [{"user": user, "flush_at": iso_from_ms(flush_at)} for user, flush_at in page]
     return jsonify({"success": True, "total": total, "offset": offset, "limit": limit, "chats": chats})
 
@@ -71,7 +72,7 @@ def list_chats() -> Response:
 @bp.get("/api/chats/<chat:user>")
 def peek_chat(user: str) -> Response:
     """The pending batch of one user."""
-    snapshot = current.store().buffer.peek(user)
+    snapshot = context.store().buffer.peek(user)
     if snapshot is None:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
     messages = [item["m"] for _, item in snapshot.items]
@@ -90,10 +91,10 @@ def peek_chat(user: str) -> Response:
 @bp.post("/api/chats/<chat:user>/flush")
 def flush_chat(user: str) -> Response:
     """Flush a user's pending batch now (flush_reason "manual")."""
-    flushed = current.store().buffer.flush(user, reason="manual")
+    flushed = context.store().buffer.flush(user, reason="manual")
     if flushed is None:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
-    metrics.count_sealed(["manual"])
+    instruments.count_sealed(["manual"])
     log.info("manual flush user=%s count=%d", user, flushed.count)
     return jsonify({"success": True, "user": user, "flushed": flushed.count, "sequence": flushed.sequence})
 
@@ -101,7 +102,7 @@ def flush_chat(user: str) -> Response:
 @bp.delete("/api/chats/<chat:user>")
 def discard_chat(user: str) -> Response:
     """Discard a user's pending batch (a human took over) and return what was discarded."""
-    entries = current.store().buffer.discard(user)
+    entries = context.store().buffer.discard(user)
     if not entries:
         raise ApiError(404, "not_found", "no pending batch for this user", "user")
     log.info("pending batch discarded user=%s count=%d", user, len(entries))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from werkzeug.routing import PathConverter
 
-from datafy import metrics
 from datafy.config import Settings
-from datafy.http import admin, dashboard, errors, ingest, openapi, sources, status
+from datafy.http import admin, dashboard, errors, ingest, metrics, openapi, sources, status
+from datafy.metrics import instruments
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(metrics.bp)
     errors.register(app)
     app.after_request(_count_refused_message)
-    metrics.init_api()
+    instruments.init_api()
     return app
 
 
@@ -44,7 +45,7 @@ MESSAGE_ENDPOINTS = frozenset({"ingest.append_message", "sources.evolution", "so
 def _count_refused_message(response: Response) -> Response:
     """A message route that answered 4xx or 5xx: the message was rejected (or could not be stored)."""
     if response.status_code >= 400 and request.endpoint in MESSAGE_ENDPOINTS and request.method == "POST":
-        metrics.count_rejected(response.status_code)
+        instruments.count_rejected(response.status_code)
     return response
 
 
@@ -53,13 +54,3 @@ class ChatIdConverter(PathConverter):
 
     regex = ".+?"
     part_isolating = False  # Werkzeug would infer True from a regex without "/"
-
-
-def settings() -> Settings:
-    """The settings of the running app."""
-    return current_app.extensions["datafy.settings"]
-
-
-def store() -> Store:
-    """The store of the running app."""
-    return current_app.extensions["datafy.store"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -79,3 +80,16 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
 def _unexpected(error: Exception) -> tuple[Response, int]:
     log.exception("unexpected error while handling a request")
     return _reply(ApiError(500, "internal_error", "unexpected server error; see the API logs"))
+
+
+def limit_error(status: str, retry_after_ms: int) -> ApiError:
+    """429 with Retry-After: too many messages from one chat, or too many open chats (existing ones go on)."""
+    retry_after = max(1, math.ceil(retry_after_ms / 1000))
+    if status == "rate_limited":
+        return ApiError(429, "rate_limited", "too many messages for this user this minute (RATE_LIMIT_PER_USER)",
+                        "user", retry_after)  # fmt: skip
+    if status == "key_rate_limited":
+        return ApiError(429, "key_rate_limited", "too many messages with this API key this minute "
+                        "(RATE_LIMIT_PER_KEY)", None, retry_after)  # fmt: skip
+    return ApiError(429, "too_many_chats", "too many chats are waiting (MAX_PENDING_CHATS); open chats still take "
+                    "messages", None, retry_after)  # fmt: skip

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 
 from flask import Blueprint, Response, jsonify, request
 
-from datafy import metrics
-from datafy.errors import ApiError
-from datafy.http import app as current
+from datafy.http import context
 from datafy.http.auth import require_key
+from datafy.http.errors import limit_error
 from datafy.http.validation import parse_message, parse_ttl, parse_user, read_json_object
+from datafy.metrics import instruments
 from datafy.model import iso_from_ms
 
 log = logging.getLogger(__name__)
@@ -24,13 +23,13 @@ bp = Blueprint("ingest", __name__)
 @bp.post("/")
 def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
-    settings = current.settings()
+    settings = context.settings()
     key = require_key(settings.api_keys) if settings.ingest_auth else ""
     msg = parse_message(read_json_object(request), settings)
-    result = current.store().buffer.append(msg, key)
+    result = context.store().buffer.append(msg, key)
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
-    metrics.count_append(result)
+    instruments.count_append(result)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
     flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
     reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}
@@ -59,12 +58,12 @@ def append_message() -> Response:
 @bp.post("/api/typing")
 def typing() -> Response:
     """The user is typing: push the pending batch's deadline back (no-op without one)."""
-    settings = current.settings()
+    settings = context.settings()
     if settings.ingest_auth:
         require_key(settings.api_keys)
     body = read_json_object(request)
     user = parse_user(body)
-    deadline = current.store().buffer.extend(user, parse_ttl(body, settings))
+    deadline = context.store().buffer.extend(user, parse_ttl(body, settings))
     if deadline is None:
         return jsonify({"success": True, "user": user, "pending": False, "message": "no pending batch"})
     return jsonify(
@@ -75,18 +74,5 @@ def typing() -> Response:
 @bp.get("/health")
 def health() -> Response:
     """Liveness and Redis reachability, for container healthchecks."""
-    current.store().connection.ping()
+    context.store().connection.ping()
     return jsonify({"status": "ok", "redis": "ok"})
-
-
-def limit_error(status: str, retry_after_ms: int) -> ApiError:
-    """429 with Retry-After: too many messages from one chat, or too many open chats (existing ones go on)."""
-    retry_after = max(1, math.ceil(retry_after_ms / 1000))
-    if status == "rate_limited":
-        return ApiError(429, "rate_limited", "too many messages for this user this minute (RATE_LIMIT_PER_USER)",
-                        "user", retry_after)  # fmt: skip
-    if status == "key_rate_limited":
-        return ApiError(429, "key_rate_limited", "too many messages with this API key this minute "
-                        "(RATE_LIMIT_PER_KEY)", None, retry_after)  # fmt: skip
-    return ApiError(429, "too_many_chats", "too many chats are waiting (MAX_PENDING_CHATS); open chats still take "
-                    "messages", None, retry_after)  # fmt: skip

@@ -14,12 +14,11 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, request
 
-from datafy import metrics
 from datafy.config import Settings
 from datafy.errors import ApiError
-from datafy.http import app as current
+from datafy.http import context
 from datafy.http.auth import require_source_key, source_key
-from datafy.http.ingest import limit_error
+from datafy.http.errors import limit_error
 from datafy.http.validation import (
     check_controls,
     parse_json_object,
@@ -28,8 +27,9 @@ from datafy.http.validation import (
     read_json_bytes,
     read_json_object,
 )
+from datafy.metrics import instruments
 from datafy.model import IncomingMessage, iso_from_ms
-from datafy.sources import Action, Buffer, Discard, Ignore, MalformedError, Typing
+from datafy.sources import Action, Append, Discard, Ignore, MalformedError, Typing
 from datafy.sources.evolution import parse_evolution
 from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, signature_matches
 
@@ -49,7 +49,7 @@ _EVENT_SUFFIX = re.compile(r"/[a-z]+(?:-[a-z]+)*$")
 @bp.post("/api/sources/evolution/<event>")  # "webhook by events": the body's own event decides, not the path
 def evolution(event: str | None = None) -> Response:
     """Evolution API v2: buffer messages.upsert, extend the timer on presence.update, ignore the rest."""
-    settings = current.settings()
+    settings = context.settings()
     query = _query()
     # The admin key opens this route too: only with it may the business's own message discard a pending batch
     # (EVOLUTION_FROM_ME=discard). A leaked ingest key must not reach customers' pending messages.
@@ -59,9 +59,7 @@ def evolution(event: str | None = None) -> Response:
         key = require_source_key(settings.api_keys, query.get("key", ""), settings.evolution_jwt_secret)
     body = read_json_object(request)
     try:
-        actions = parse_evolution(
-            body, settings.evolution_from_me, settings.evolution_groups, settings.max_message_bytes
-        )
+        actions = parse_evolution(body, settings.evolution_from_me, settings.group_messages, settings.max_message_bytes)
     except MalformedError as exc:
         raise _malformed(exc) from None
     return _carry_out(actions, query, settings, key, admin)
@@ -70,7 +68,7 @@ def evolution(event: str | None = None) -> Response:
 @bp.get("/api/sources/whatsapp")
 def whatsapp_handshake() -> Response | tuple[Response, int]:
     """Meta's subscription check: echo hub.challenge as plain text when hub.verify_token is ours, else 403."""
-    settings = current.settings()
+    settings = context.settings()
     _require_whatsapp_enabled(settings)
     challenge = handshake_challenge(request.args, settings.whatsapp_verify_token)
     if challenge is None:
@@ -82,7 +80,7 @@ def whatsapp_handshake() -> Response | tuple[Response, int]:
 @bp.post("/api/sources/whatsapp")
 def whatsapp() -> Response:
     """WhatsApp Cloud API: check the signature of the raw body, then buffer every message it holds."""
-    settings = current.settings()
+    settings = context.settings()
     _require_whatsapp_enabled(settings)
     query = _query()
     key = require_source_key(settings.api_keys, query.get("key", "")) if settings.ingest_auth else ""
@@ -92,7 +90,7 @@ def whatsapp() -> Response:
         raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match "
                        "WHATSAPP_APP_SECRET")  # fmt: skip
     try:
-        actions = parse_whatsapp(parse_json_object(raw), settings.evolution_groups)
+        actions = parse_whatsapp(parse_json_object(raw), settings.group_messages)
     except MalformedError as exc:
         raise _malformed(exc) from None
     return _carry_out(actions, query, settings, key)
@@ -134,7 +132,7 @@ def _carry_out(
     validated: list[tuple[Action, IncomingMessage | None]] = []
     for action in actions:
         msg = None
-        if isinstance(action, Buffer):
+        if isinstance(action, Append):
             fields = {**action.metadata, **controls, "user": action.user, "message": action.message,
                       "message_id": action.message_id}  # fmt: skip
             msg = parse_message(fields, settings, action.item_fields, action.text)
@@ -149,7 +147,7 @@ def _carry_out(
 
 
 def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: str, admin: bool) -> dict[str, Any]:
-    store = current.store()
+    store = context.store()
     if isinstance(action, Discard) and not admin:
         log.warning("fromMe event ignored user=%s: discarding a pending batch needs the admin key", action.user)
         action = Ignore("fromMe: discarding a pending batch needs ADMIN_API_KEY on this webhook "
@@ -169,11 +167,11 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: st
         return {"status": "discarded", "user": action.user, "discarded": len(dropped)}
     assert msg is not None
     result = store.buffer.append(msg, key)
-    if isinstance(action, Buffer) and action.alias and not result.refused:
+    if isinstance(action, Append) and action.alias and not result.refused:
         store.aliases.remember(action.alias, msg.user)
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
-    metrics.count_append(result)
+    instruments.count_append(result)
     reply: dict[str, Any] = {
         "status": "duplicate" if result.status == "duplicate" else "buffered",
         "user": msg.user,

@@ -8,28 +8,27 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from contextlib import suppress
-from urllib.parse import urlsplit
 
-from datafy import __version__, metrics
-from datafy.checks import check_redis
+from datafy import __version__
 from datafy.config import Settings
 from datafy.errors import ConfigurationError, StoreUnavailableError
-from datafy.monitor.breaker import ReceiverGate
-from datafy.monitor.delivery import Recorder
+from datafy.log import redact_url
+from datafy.metrics import instruments
+from datafy.monitor.flusher import Flusher
+from datafy.monitor.gate import ReceiverGate
+from datafy.monitor.guard import LoopGuard
 from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
 from datafy.monitor.partitions import Assignment
+from datafy.monitor.recorder import Recorder
 from datafy.monitor.sender import Sender, Sent
 from datafy.store import Store
+from datafy.store.checks import check_redis
 
 log = logging.getLogger(__name__)
 
-FLUSH_BATCH_PER_PARTITION = 1000
-MAX_OUTAGE_BACKOFF_SECONDS = 2.0
 STALLED_AFTER_SECONDS = 20.0  # a flusher quiet this long makes the heartbeat stop (the healthcheck then fails)
-HINTED_ROUND_GAP_SECONDS = 0.02  # the least time between two flush rounds, however many hints come
 BEAT_EVERY_SECONDS = 1.0  # how often each process tells Redis it is alive (and learns its partitions)
 
 
@@ -56,7 +55,7 @@ class Monitor:
         self.started = time.time()
         self.last_beat = -BEAT_EVERY_SECONDS
         self.stop_reason = ""
-        metrics.init_monitor()
+        instruments.init_monitor()
 
     @staticmethod
     def validate(settings: Settings) -> None:
@@ -77,7 +76,7 @@ class Monitor:
         s = self.settings
         log.info(
             "monitor starting process=%d redis=%s webhook=%s concurrency=%d poll=%.3fs",
-            self.slot, s.redis_url_redacted, _redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
+            self.slot, s.redis_url_redacted, redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
         )  # fmt: skip
         check_redis(self.store)
         listener = ExpiryListener(self.store, self._expired, self.stopping)
@@ -103,15 +102,15 @@ class Monitor:
             self.flusher.hint.set()
 
     def _loop(self) -> None:
-        backoff = Backoff("monitor loop")
+        guard = LoopGuard("monitor loop")
         while not self.stopping.is_set():
-            if not backoff.run(self._round):
-                self.stopping.wait(backoff.delay)
+            if not guard.run(self._round):
+                self.stopping.wait(guard.delay)
                 continue
             if time.monotonic() - self.flusher.last_round < STALLED_AFTER_SECONDS:
                 self.heartbeat.beat()
                 if time.monotonic() - self.last_beat >= BEAT_EVERY_SECONDS:
-                    backoff.run(self._beat)
+                    guard.run(self._beat)
             self.wake.wait(self.settings.flush_poll_interval)
             self.wake.clear()
 
@@ -172,78 +171,3 @@ class Monitor:
         else:
             log.info("monitor stopped cleanly")
         return unfinished
-
-
-class Flusher(threading.Thread):
-    """Seals every batch whose deadline passed, each FLUSH_POLL_INTERVAL or at once on an expired-event hint.
-
-    A thread of its own, so that sealing and delivering never wait for each other.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        interval: float,
-        stop: threading.Event,
-        on_sealed: Callable[[], None],
-        assignment: Assignment | None = None,
-    ) -> None:
-        super().__init__(name="flusher", daemon=True)
-        self.store, self.interval, self.stop, self.on_sealed = store, interval, stop, on_sealed
-        self.assignment = assignment
-        self.hint = threading.Event()
-        self.last_round = time.monotonic()
-
-    def run(self) -> None:
-        backoff = Backoff("flusher", outage_level=logging.DEBUG)  # the main loop already warns of an outage
-        while not self.stop.is_set():
-            if not backoff.run(self.flush_due):
-                self.stop.wait(backoff.delay)
-                continue
-            self.last_round = time.monotonic()
-            self.hint.wait(self.interval)
-            self.hint.clear()
-            # Under a stream of expired events, one round per event would seal one batch per round trip:
-            # a short pause lets a round gather every batch that fell due meanwhile.
-            self.stop.wait(min(self.interval, HINTED_ROUND_GAP_SECONDS) - (time.monotonic() - self.last_round))
-
-    def flush_due(self) -> None:
-        """Seal every batch whose deadline has passed into its user's outbox."""
-        polled = self.assignment.polled if self.assignment else None
-        flushed = self.store.buffer.flush_due(FLUSH_BATCH_PER_PARTITION, polled)
-        if flushed:
-            self.on_sealed()
-            metrics.count_sealed(batch.reason for batch in flushed)
-        for batch in flushed:
-            log.debug("flushed user=%s seq=%d messages=%d", batch.user, batch.sequence, batch.count)
-
-
-class Backoff:
-    """Runs one round of a loop that must never die: logs an outage once, a bug with its traceback."""
-
-    def __init__(self, name: str, outage_level: int = logging.WARNING) -> None:
-        self.name, self.outage_level = name, outage_level
-        self.delay = 0.0
-
-    def run(self, round_: Callable[[], None]) -> bool:
-        """True when the round went through; else sets `delay` for the caller to wait."""
-        try:
-            round_()
-        except Exception as exc:
-            if not isinstance(exc, StoreUnavailableError):  # a bug or an unexpected reply: keep going
-                log.exception("unexpected error in the %s; retrying", self.name)
-            elif not self.delay:  # one warning per outage
-                log.log(self.outage_level, "redis unavailable (%s); retrying until it is back", exc)
-            self.delay = min(max(self.delay * 2, 0.1), MAX_OUTAGE_BACKOFF_SECONDS)
-            return False
-        if self.delay:
-            log.log(min(self.outage_level, logging.INFO), "%s recovered; resuming", self.name)
-        self.delay = 0.0
-        return True
-
-
-def _redact_url(url: str) -> str:
-    """Scheme, host and port only: webhook URLs carry secrets in credentials, paths (n8n ids) and queries."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]  # drop user:password, keep host[:port] as written
-    return f"{parts.scheme}://{host}/..."

@@ -23,8 +23,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from datafy import metrics
 from datafy.config import Settings
+from datafy.metrics import exposition
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class Exporter:
                 if not exporter.authorized(self.headers.get("Authorization", "")):
                     return self._reply(401, b"a valid METRICS_TOKEN is required (Authorization: Bearer)\n",
                                        "text/plain")  # fmt: skip
-                self._reply(200, metrics.exposition(exporter.store), metrics.CONTENT_TYPE)
+                self._reply(200, exposition.exposition(exporter.store), exposition.CONTENT_TYPE)
 
             def _reply(self, status: int, body: bytes, content_type: str) -> None:
                 self.send_response(status)

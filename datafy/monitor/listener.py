@@ -7,12 +7,14 @@ import threading
 from collections.abc import Callable
 
 from datafy.errors import StoreUnavailableError
+from datafy.retry import backoff
 from datafy.store import ExpirySubscription, Store
 from datafy.store.servers import enable_expiry_events, server_name
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+FIRST_WAIT_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -27,14 +29,14 @@ class ExpiryListener(threading.Thread):
         self.warned_refusing: set[str] = set()  # servers already warned about, once each
 
     def run(self) -> None:
-        backoff, connected = 0.1, True
+        failures = 0
         while not self.stop.is_set():
             subscription: ExpirySubscription | None = None
             try:
                 self._enable_events()  # on every (re)subscribe: a restarted Redis may have lost the setting
                 subscription = self.store.expiry_subscription()
                 log.info("subscribed to %s", subscription.channel)
-                backoff, connected = 0.1, True
+                failures = 0
                 while not self.stop.is_set():
                     user = subscription.next_user(timeout=POLL_SECONDS)
                     if user is not None:
@@ -43,11 +45,10 @@ class ExpiryListener(threading.Thread):
                 if not isinstance(exc, StoreUnavailableError):
                     log.exception("expiry listener error; resubscribing")
                 else:  # one warning per outage; the retries in between only at debug level
-                    level = logging.WARNING if connected else logging.DEBUG
+                    level = logging.DEBUG if failures else logging.WARNING
                     log.log(level, "expiry subscription lost (%s); resubscribing", exc)
-                connected = False
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                failures += 1
+                self.stop.wait(backoff(failures, FIRST_WAIT_SECONDS, MAX_BACKOFF_SECONDS))
             finally:
                 if subscription is not None:
                     subscription.close()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datafy.config import Settings
-from datafy.model import Claim, epoch_of, webhook_body_of
+from datafy.model import Claim, epoch_of
+from datafy.payload import webhook_body_of
 from datafy.signing import Signer
 from datafy.webhook import DeliveryResult, WebhookClient
 

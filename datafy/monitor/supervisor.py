@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
-from datafy import metrics
 from datafy.config import Settings
+from datafy.metrics import instruments
 from datafy.monitor.stopping import EXIT_UNFINISHED, StopSignals
+from datafy.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Supervisor:
         self.context = multiprocessing.get_context("fork")  # nothing to pickle; the parent holds no connections
         self.processes: dict[int, BaseProcess] = {}
         self.started: dict[int, float] = {}
-        self.restart_delay: dict[int, float] = dict.fromkeys(range(count), 0.0)
+        self.young_deaths: dict[int, int] = dict.fromkeys(range(count), 0)  # deaths in a row within a minute
         self.restart_at: dict[int, float] = {}
         self.stopping = threading.Event()
         self.stop_reason = ""
@@ -76,14 +77,16 @@ class Supervisor:
                 self._on_stop(f"monitor process {slot} stopped by a signal")
                 return
             if slot not in self.restart_at:
-                metrics.mark_process_dead(process.pid or 0)
+                instruments.mark_process_dead(process.pid or 0)
                 lived = now - self.started[slot]
-                delay = 0.0 if lived >= HEALTHY_LIFE_SECONDS else max(1.0, self.restart_delay[slot] * 2)
-                self.restart_delay[slot] = min(delay, MAX_RESTART_DELAY_SECONDS)
-                self.restart_at[slot] = now + self.restart_delay[slot]
+                self.young_deaths[slot] = 0 if lived >= HEALTHY_LIFE_SECONDS else self.young_deaths[slot] + 1
+                delay = (
+                    backoff(self.young_deaths[slot], 1.0, MAX_RESTART_DELAY_SECONDS) if self.young_deaths[slot] else 0
+                )
+                self.restart_at[slot] = now + delay
                 log.error(
-                    "monitor process %d (pid %s) exited with code %s after %.0fs; restarting in %.0fs",
-                    slot, process.pid, process.exitcode, lived, self.restart_delay[slot],
+                    "monitor process %d (pid %s) exited with code %s after %.0fs; restarting in %.1fs",
+                    slot, process.pid, process.exitcode, lived, delay,
                 )  # fmt: skip
             if now >= self.restart_at[slot] and not self.stopping.is_set():
                 self._start(slot)
@@ -115,7 +118,7 @@ class Supervisor:
                 process.join()
             if process.exitcode:  # unfinished deliveries, a crash, or killed above
                 code = EXIT_UNFINISHED
-            metrics.mark_process_dead(process.pid or 0)
+            instruments.mark_process_dead(process.pid or 0)
         if code:
             log.warning("all monitor processes stopped; some left deliveries unfinished (sent again after their lease)")
         else:

@@ -18,7 +18,7 @@ class MalformedError(ValueError):
 
 
 @dataclass(frozen=True)
-class Buffer:
+class Append:
     """Buffer one message: the fields of a POST /api/message body, plus what stays on its item only."""
 
     user: str
@@ -52,7 +52,7 @@ class Ignore:
     user: str | None = None
 
 
-Action = Buffer | Typing | Discard | Ignore
+Action = Append | Typing | Discard | Ignore
 
 GROUP_POLICIES = ("ignore", "chat")
 FROM_ME_POLICIES = ("ignore", "discard")

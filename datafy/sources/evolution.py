@@ -16,7 +16,7 @@ from typing import Any
 
 from datafy.sources import (
     Action,
-    Buffer,
+    Append,
     Discard,
     Ignore,
     MalformedError,
@@ -108,7 +108,7 @@ def _message(body: dict[str, Any], from_me: str, groups: str, max_bytes: int) ->
     chat = jid if group else phone or lid or jid
     user = user_id(instance, chat)
     if group and groups != "chat":
-        return Ignore("group message (EVOLUTION_GROUPS=ignore)", user)
+        return Ignore("group message (GROUP_MESSAGES=ignore)", user)
     if mine:
         if from_me == "discard":
             return Discard(user)
@@ -138,7 +138,7 @@ def _message(body: dict[str, Any], from_me: str, groups: str, max_bytes: int) ->
         item_fields["dropped"] = dropped
     value, item_fields = _fit(value, metadata, item_fields, max_bytes, (user, message_id))
     alias = user_id(instance, lid) if phone and lid else None  # its presence names the LID (Baileys chats.ts)
-    return Buffer(user, value, message_id, metadata, item_fields, text, alias)
+    return Append(user, value, message_id, metadata, item_fields, text, alias)
 
 
 def _participant(key: dict[str, Any]) -> str | None:
@@ -176,7 +176,7 @@ def _presence(body: dict[str, Any], groups: str) -> Action:
     presences = expect_object(data.get("presences"), "data.presences")
     user = user_id(instance, chat_jid(jid))
     if jid.endswith("@g.us") and groups != "chat":
-        return Ignore("group presence (EVOLUTION_GROUPS=ignore)", user)
+        return Ignore("group presence (GROUP_MESSAGES=ignore)", user)
     states = {p.get("lastKnownPresence") for p in presences.values() if isinstance(p, dict)}
     if states & TYPING_PRESENCES:
         return Typing(user)

@@ -14,7 +14,7 @@ from typing import Any
 
 from datafy.sources import (
     Action,
-    Buffer,
+    Append,
     Ignore,
     MalformedError,
     expect_list,
@@ -111,7 +111,7 @@ def _message(
     group_id = optional_text(message.get("group_id"))
     user = group_user_id(phone_number_id, group_id) if group_id else user_id(phone_number_id, sender)
     if group_id and groups != "chat":
-        return Ignore("group message (EVOLUTION_GROUPS=ignore)", user)
+        return Ignore("group message (GROUP_MESSAGES=ignore)", user)
     content = _content(message, kind)
     if content is None:
         return Ignore(f"message type {kind} is not buffered", user)
@@ -129,7 +129,7 @@ def _message(
         }
     )
     item_fields = without_none({"data": message, "sent_at": iso_from_unix(message.get("timestamp"))})
-    return Buffer(user, value, message_id, metadata, item_fields, text)
+    return Append(user, value, message_id, metadata, item_fields, text)
 
 
 def _contact(contacts: list[Any], phone: str | None, bsuid: str | None) -> dict[str, Any]:

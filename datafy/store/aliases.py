@@ -4,7 +4,8 @@ reaches the chat. A mapping lives as long as a chat's sequence (SEQUENCE_TTL), r
 
 from __future__ import annotations
 
-from datafy.store.connection import Connection, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
 
 
 class Aliases:

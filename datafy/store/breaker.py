@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import checked, redis_errors
+from datafy.store.scripts import ScriptCall
 
 OPEN_AFTER_FAILURES = 5  # retryable failures in a row ...
 QUIET_SECONDS = 5.0  # ... and no success for this long: the receiver is down, not just failing some requests
@@ -69,7 +71,7 @@ class Breaker:
                 int(PROBE_EVERY_SECONDS * 1000), int(take_probe), self.probe_hold_ms,
                 int(release_seconds * 1000) if release_seconds >= 0 else -1, int(caught_up)]  # fmt: skip
         with redis_errors():
-            reply = self.connection.run("breaker", [self.key], args)
+            reply = self.connection.scripts.run("breaker", [self.key], args)
         open_since, paused_until, now, closed_from, granted, count, owed, closed = (int(value) for value in reply)
         return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count, bool(owed), closed)
 
@@ -79,7 +81,7 @@ class Breaker:
         parts = self.connection.keys.all_partitions()
         calls: list[ScriptCall] = [("catch_up", [part.ready, part.retrying], [per_partition]) for part in parts]
         with redis_errors():
-            replies = self.connection.run_many(calls)
+            replies = self.connection.scripts.run_many(calls)
         return sum(checked(replies))
 
 

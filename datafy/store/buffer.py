@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from datafy.model import REFUSED, AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
-from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import checked, redis_errors
+from datafy.store.scripts import ScriptCall
 
 
 def new_batch_id() -> str:
@@ -71,7 +73,7 @@ class Buffer:
         with redis_errors():
             k = self.keys.user(msg.user)
             keys = [*self._user_keys(msg.user), k.dedupe, k.rate, self.keys.key_rate(msg.user, key_id)]
-            reply = self.connection.run_replicated("append", keys, args)
+            reply = self.connection.scripts.run_replicated("append", keys, args)
         status = reply[0]
         if status in REFUSED:
             return AppendResult(status, 0, retry_after_ms=int(reply[1]))
@@ -89,20 +91,20 @@ class Buffer:
         k = self.keys.user(user)
         with redis_errors():
             args = [user, ttl_ms, int(self.settings.max_typing_extension * 1000)]
-            found, deadline = self.connection.run("typing", [k.meta, k.timer, self._due(user)], args)
+            found, deadline = self.connection.scripts.run("typing", [k.meta, k.timer, self._due(user)], args)
         return int(deadline) if found else None
 
     def flush(self, user: str, reason: str = "manual") -> FlushedBatch | None:
         """Seal a user's open batch now, whatever its deadline; None when nothing is open."""
         with redis_errors():
-            reply = self.connection.run("flush", self._user_keys(user), self._flush_args(user, reason))
+            reply = self.connection.scripts.run("flush", self._user_keys(user), self._flush_args(user, reason))
         return FlushedBatch(user, int(reply[1]), int(reply[2]), reason) if reply[0] == 1 else None
 
     def discard(self, user: str) -> list[tuple[int, dict[str, Any]]]:
         """Drop a user's open batch; returns the dropped entries (received ms, stored item)."""
         k = self.keys.user(user)
         with redis_errors():
-            entries = self.connection.run("discard", [k.buffer, k.meta, k.timer, self._due(user)], [user])
+            entries = self.connection.scripts.run("discard", [k.buffer, k.meta, k.timer, self._due(user)], [user])
         return [_decode_entry(entry) for entry in entries]
 
     def peek(self, user: str) -> ChatSnapshot | None:
@@ -137,12 +139,12 @@ class Buffer:
         if not calls:
             return []
         with redis_errors():
-            pages = self.connection.run_many(calls)
+            pages = self.connection.scripts.run_many(calls)
             candidates = [user for page in checked(pages) for user in page]
             if not candidates:
                 return []
             calls = [("flush", self._user_keys(user), self._flush_args(user, "")) for user in candidates]
-            replies = self.connection.per_user(candidates, self.connection.run_many(calls), "flush")
+            replies = self.connection.scripts.per_user(candidates, self.connection.scripts.run_many(calls), "flush")
         return [
             FlushedBatch(u, int(r[1]), int(r[2]), r[3])
             for u, r in zip(candidates, replies, strict=True)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from datafy.keys import PartitionKeys
-from datafy.store.connection import Connection, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
 
 TRIM_LOCK_SECONDS = 5.0
 
@@ -118,7 +119,7 @@ class DeadLetters:
         part = self.keys.indexes_of(user)
         keys = [part.ready, k.outbox, k.batches, part.dead, part.dead_data]
         with redis_errors():
-            return bool(self.connection.run("replay", keys, [user, batch_id]))
+            return bool(self.connection.scripts.run("replay", keys, [user, batch_id]))
 
     def delete(self, batch_id: str) -> bool:
         """Forget a dead letter for good."""

@@ -12,7 +12,8 @@ from contextlib import suppress
 import redis
 from redis.exceptions import RedisClusterException
 
-from datafy.store.connection import Connection, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
 
 REDISCOVER_SECONDS = 10.0
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from datafy.store.connection import Connection, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
 
 BEAT_TTL_SECONDS = 5.0  # a monitor that has not beaten for this long is gone; its partitions go to the others
 
@@ -21,7 +22,9 @@ class Monitors:
         fields = [str(item) for pair in record.items() for item in pair]
         args = [monitor_id, int(BEAT_TTL_SECONDS * 1000), *fields]
         with redis_errors():
-            return sorted(self.connection.run("beat", [self.keys.monitors(), self.keys.monitor(monitor_id)], args))
+            return sorted(
+                self.connection.scripts.run("beat", [self.keys.monitors(), self.keys.monitor(monitor_id)], args)
+            )
 
     def leave(self, monitor_id: str) -> None:
         """A clean stop: the others take its partitions at once."""

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 
 from datafy.errors import StoreUnavailableError
 from datafy.model import Claim, compact_json
-from datafy.store.connection import Connection, ScriptCall, checked, redis_errors
+from datafy.store.connection import Connection
 from datafy.store.dead_letters import DeadLetters
+from datafy.store.errors import checked, redis_errors
+from datafy.store.scripts import ScriptCall
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,8 @@ class Outbox:
         if not calls:
             return [], []
         with redis_errors():
-            replies = self.connection.run_many(calls)
-            acks = self.connection.per_user([c.user for c in delivered], replies[: len(delivered)], "ack")
+            replies = self.connection.scripts.run_many(calls)
+            acks = self.connection.scripts.per_user([c.user for c in delivered], replies[: len(delivered)], "ack")
             candidates = [user for page in checked(replies[len(delivered) :]) for user in page][:limit]
             if not candidates:
                 return [bool(a) for a in acks], []
@@ -58,7 +60,7 @@ class Outbox:
                 ("claim", self._keys(user), [user, lease_ms, token])
                 for user, token in zip(candidates, tokens, strict=True)
             ]
-            replies = self.connection.per_user(candidates, self.connection.run_many(leases), "claim")
+            replies = self.connection.scripts.per_user(candidates, self.connection.scripts.run_many(leases), "claim")
         claims = [
             Claim(user, r[0], r[1], int(r[2]), token, replayed=r[3] == 1, leased_until=leased_until)
             for user, token, r in zip(candidates, tokens, replies, strict=True)
@@ -71,7 +73,7 @@ class Outbox:
         that is not `counted` (the receiver's breaker was open) does not bring the batch nearer its dead letter."""
         args = [claim.user, claim.batch_id, claim.token, int(delay_seconds * 1000), status or 0, error, int(counted)]
         with redis_errors():
-            return bool(self.connection.run("retry", self._keys(claim.user), args))
+            return bool(self.connection.scripts.run("retry", self._keys(claim.user), args))
 
     def bury(self, claim: Claim, status: int | None, error: str, reason: str) -> tuple[bool, int]:
         """Move the batch to the dead letters, saying why (`reason`: not_retryable, retries_exhausted or expired);
@@ -82,7 +84,7 @@ class Outbox:
                 compact_json(error), reason]  # fmt: skip
         with redis_errors():
             moved = bool(
-                self.connection.run("bury", [part.ready, k.outbox, k.batches, part.dead, part.dead_data], args)
+                self.connection.scripts.run("bury", [part.ready, k.outbox, k.batches, part.dead, part.dead_data], args)
             )
         if not moved:
             return False, 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from datafy.store.connection import redis_errors
+from datafy.store.errors import redis_errors
 
 
 def server_name(server: redis.Redis) -> str:

@@ -12,9 +12,10 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from datafy.store.connection import Connection, redis_errors
+from datafy.metrics import LAG_BUCKETS_MS
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
 
-LAG_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)  # then +Inf
 MINUTES_KEPT = 16  # the window of 15 minutes, and the one before it that still overlaps the last 15 * 60 s
 OUTCOMES = ("delivered", "retry", "dead_letter")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datafy.store.connection import Connection, redis_errors
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
 
 SOON_MS = 60_000
 

@@ -16,9 +16,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from datafy.dev.processes import system
-from datafy.dev.receiver import Receiver, Reply
-from datafy.dev.redis_server import PROJECT_ROOT
+from devtools.processes import system
+from devtools.receiver import Receiver, Reply
+from devtools.redis_server import PROJECT_ROOT
 from tests.browser.conftest import Browser
 from tests.conftest import TEST_ENV
 

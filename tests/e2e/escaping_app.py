@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from datafy.cli import api_app
+from datafy.launch import api_app
 
 ESCAPE_PATH = "/escape"
 

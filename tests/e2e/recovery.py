@@ -8,11 +8,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from datafy.config import Settings
-from datafy.dev.processes import running, start_monitor
-from datafy.dev.receiver import Receiver, Reply
 from datafy.model import IncomingMessage
 from datafy.store import Store
 from datafy.store.breaker import QUIET_SECONDS
+from devtools.processes import running, start_monitor
+from devtools.receiver import Receiver, Reply
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

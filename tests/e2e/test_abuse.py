@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 import requests
 
-from datafy.dev.processes import running, start_api
+from devtools.processes import running, start_api
 
 
 def post_many(url: str, bodies: list[dict], key: str = "") -> list[requests.Response]:

@@ -11,9 +11,9 @@ import pytest
 import redis
 import requests
 
-from datafy.dev.oracle import leftover_keys
-from datafy.dev.processes import system
-from datafy.dev.receiver import Receiver
+from devtools.oracle import leftover_keys
+from devtools.processes import system
+from devtools.receiver import Receiver
 from tests.conftest import TEST_ENV
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}

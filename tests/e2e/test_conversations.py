@@ -12,9 +12,9 @@ import redis
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
-from datafy.dev.processes import running, start_api, start_monitor, system
-from datafy.dev.receiver import Receiver, Reply
+from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from devtools.processes import running, start_api, start_monitor, system
+from devtools.receiver import Receiver, Reply
 from tests.conftest import TEST_ENV
 from tests.e2e.test_faults import send_many
 from tests.test_signing import new_secret

@@ -24,10 +24,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from datafy.config import Settings
-from datafy.dev.oracle import datafy_keys
-from datafy.dev.processes import Proc, free_port, process_env, running, start, wait_http, wait_log
-from datafy.dev.receiver import Receiver
-from datafy.dev.redis_server import PROJECT_ROOT, REDIS_CONF, find_server_binary
+from devtools.oracle import datafy_keys
+from devtools.processes import Proc, free_port, process_env, running, start, wait_http, wait_log
+from devtools.receiver import Receiver
+from devtools.redis_server import PROJECT_ROOT, REDIS_CONF, find_server_binary
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 DOCKERFILE_MONITOR = PROJECT_ROOT / "Dockerfile.monitor"
@@ -268,8 +268,8 @@ def test_compose_runs_the_three_images_behind_a_healthy_private_redis() -> None:
 def test_env_example_lists_exactly_the_variables_the_code_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     names = example_variables()
     assert len(names) == len(set(names)), "a variable is listed twice"
-    config_vars = variables_read(PROJECT_ROOT / "datafy" / "config.py") | variables_read(
-        PROJECT_ROOT / "datafy" / "redis_options.py"
+    config_vars = variables_read(PROJECT_ROOT / "datafy" / "config" / "__init__.py") | variables_read(
+        PROJECT_ROOT / "datafy" / "config" / "redis.py"
     )
     gunicorn_vars = variables_read(GUNICORN_CONF)
     assert {"REDIS_URL", "WEBHOOK_URL", "SHUTDOWN_GRACE"} <= config_vars and {"PORT", "HOST"} <= gunicorn_vars

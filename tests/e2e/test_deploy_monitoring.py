@@ -9,19 +9,19 @@ import re
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from datafy import metrics
-from datafy.dev.redis_server import PROJECT_ROOT
+from datafy.metrics import exposition, instruments
 from datafy.store import Store
+from devtools.redis_server import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
 
 def served_names(store: Store) -> set[str]:
     """Every sample name of a real exposition (series of both roles created, gauges read from Redis)."""
-    metrics.init_api()
-    metrics.init_monitor()
-    metrics.DELIVERY_LAG.observe(0.1)
-    return {s.name for f in text_string_to_metric_families(metrics.exposition(store).decode()) for s in f.samples}
+    instruments.init_api()
+    instruments.init_monitor()
+    instruments.DELIVERY_LAG.observe(0.1)
+    return {s.name for f in text_string_to_metric_families(exposition.exposition(store).decode()) for s in f.samples}
 
 
 def test_the_monitoring_profile_runs_prometheus_and_grafana_over_the_repos_files() -> None:

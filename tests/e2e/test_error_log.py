@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from datafy.dev.processes import Proc, running, start, start_api, wait_http
-from datafy.dev.redis_server import free_port
+from devtools.processes import Proc, running, start, start_api, wait_http
+from devtools.redis_server import free_port
 
 KEY = "error-log-key-0123456789"
 

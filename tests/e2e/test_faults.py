@@ -13,10 +13,10 @@ import pytest
 import redis
 import requests
 
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, wait_until_drained
-from datafy.dev.processes import running, start_api, start_monitor, system, wait_log
-from datafy.dev.receiver import Receiver, Reply
-from datafy.dev.redis_server import RedisServer
+from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered, wait_until_drained
+from devtools.processes import running, start_api, start_monitor, system, wait_log
+from devtools.receiver import Receiver, Reply
+from devtools.redis_server import RedisServer
 from tests.conftest import TEST_ENV
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}

@@ -10,9 +10,9 @@ from pathlib import Path
 import redis
 import requests
 
-from datafy.dev.oracle import leftover_keys
-from datafy.dev.processes import system
-from datafy.dev.receiver import Receiver
+from devtools.oracle import leftover_keys
+from devtools.processes import system
+from devtools.receiver import Receiver
 
 
 def ts(iso: str) -> float:

@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from datafy.dev.processes import Proc, free_port, process_env, running, start_api, start_monitor, wait_http
-from datafy.dev.receiver import Receiver, Reply
 from datafy.monitor.partitions import HANDOVER_SECONDS
+from devtools.processes import Proc, free_port, process_env, running, start_api, start_monitor, wait_http
+from devtools.receiver import Receiver, Reply
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 USERS = 24

@@ -10,11 +10,11 @@ import requests
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from datafy.dev.contract import Contract
-from datafy.dev.oracle import datafy_keys
-from datafy.dev.processes import running, start_api
-from datafy.dev.redis_server import RedisServer
 from datafy.http.openapi import document
+from devtools.contract import Contract
+from devtools.oracle import datafy_keys
+from devtools.processes import running, start_api
+from devtools.redis_server import RedisServer
 from tests.conftest import TEST_ENV
 
 EXAMPLES = 150  # per operation: about 45 s in all on two cores

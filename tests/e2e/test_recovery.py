@@ -10,11 +10,11 @@ import pytest
 import redis
 
 from datafy.config import Settings
-from datafy.dev.processes import running, start_monitor
-from datafy.dev.receiver import Receiver, Reply
 from datafy.model import IncomingMessage
 from datafy.store import Store
 from datafy.store.breaker import PROBE_EVERY_SECONDS
+from devtools.processes import running, start_monitor
+from devtools.receiver import Receiver, Reply
 from tests.e2e.recovery import measure_recovery
 
 # A probe every PROBE_EVERY_SECONDS, plus a poll and a POST; room for a slow CI machine.

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import requests
 
-from datafy.dev.processes import PROJECT_ROOT, process_env, running, start_api, system
-from datafy.dev.receiver import Receiver
-from datafy.dev.redis_server import RedisServer
+from devtools.processes import PROJECT_ROOT, process_env, running, start_api, system
+from devtools.receiver import Receiver
+from devtools.redis_server import RedisServer
 
 CONFIG_ERROR_SECONDS = 20  # gunicorn would otherwise restart failing workers forever
 

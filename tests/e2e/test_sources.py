@@ -13,10 +13,10 @@ from typing import Any
 import redis
 import requests
 
-from datafy.dev.oracle import datafy_keys, leftover_keys
-from datafy.dev.processes import system
-from datafy.dev.receiver import Receiver
 from datafy.keys import KeySpace
+from devtools.oracle import datafy_keys, leftover_keys
+from devtools.processes import system
+from devtools.receiver import Receiver
 from tests.conftest import TEST_ENV
 from tests.test_sources_evolution import SHAPES, VERSIONS, encodings, fixture
 
@@ -144,7 +144,7 @@ def test_from_me_and_groups_are_ignored_by_default(
 def test_discard_policy_drops_the_pending_batch_and_groups_can_be_chats(
     env: dict[str, str], receiver: Receiver, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    env.update(WEBHOOK_URL=receiver.url, EVOLUTION_FROM_ME="discard", EVOLUTION_GROUPS="chat")
+    env.update(WEBHOOK_URL=receiver.url, EVOLUTION_FROM_ME="discard", GROUP_MESSAGES="chat")
     with system(env, tmp_path) as (api, _monitor):
         url = f"{api.extra['url']}/api/sources/evolution?ttl=1"
         ok(post(url, fixture("evolution/text")))

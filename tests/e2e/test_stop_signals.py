@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from datafy.config import Settings
-from datafy.dev.processes import Proc, running, start_monitor
-from datafy.dev.receiver import Receiver, Reply
 from datafy.model import IncomingMessage
 from datafy.monitor.stopping import EXIT_UNFINISHED
 from datafy.store import Store
+from devtools.processes import Proc, running, start_monitor
+from devtools.receiver import Receiver, Reply
 
 THINK = 2.0  # each POST takes this long at the receiver
 IN_FLIGHT = 4

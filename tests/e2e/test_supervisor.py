@@ -13,11 +13,11 @@ from pathlib import Path
 
 import redis
 
-from datafy.cpus import available_cpus
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered
-from datafy.dev.processes import process_env, running, start_api, start_monitor, wait_log
-from datafy.dev.receiver import Receiver, Reply
+from datafy.config.cpus import available_cpus
 from datafy.monitor.health import HEARTBEAT_DIR
+from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered
+from devtools.processes import process_env, running, start_api, start_monitor, wait_log
+from devtools.receiver import Receiver, Reply
 from tests.e2e.test_faults import send_many
 
 

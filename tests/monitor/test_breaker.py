@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from datafy.model import Claim, IncomingMessage
-from datafy.monitor.breaker import ReceiverGate
+from datafy.monitor.gate import ReceiverGate
 from datafy.monitor.sender import Sent
 from datafy.store import Store
 from datafy.store.breaker import OPEN_AFTER_FAILURES, PROBE_EVERY_SECONDS

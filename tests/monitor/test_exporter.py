@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from datafy.dev.processes import Proc, free_port, running, start_monitor, wait_http
-from datafy.dev.receiver import Receiver
+from devtools.processes import Proc, free_port, running, start_monitor, wait_http
+from devtools.receiver import Receiver
 
 IDLE_CONNECTIONS = 1000
 

@@ -6,7 +6,7 @@ import threading
 
 import requests
 
-from datafy.dev.oracle import Ledger
+from devtools.oracle import Ledger
 
 
 class Load:

@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from datafy.dev.cluster import LocalCluster
+from devtools.cluster import LocalCluster
 
 pytestmark = pytest.mark.topology
 PASSWORD = "cluster-secret"  # a password on every node also exercises MIGRATE ... AUTH and masterauth

@@ -14,12 +14,12 @@ import requests
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from datafy.dev.cluster import LocalCluster
-from datafy.dev.oracle import Ledger, all_acked_delivered, assert_all_delivered, delivered_messages
-from datafy.dev.processes import PROJECT_ROOT, process_env, running, start_api, start_monitor, system, wait_log
-from datafy.dev.receiver import Receiver, Reply
-from datafy.dev.redis_server import wait_until
 from datafy.keys import KeySpace
+from devtools.cluster import LocalCluster
+from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered, delivered_messages
+from devtools.processes import PROJECT_ROOT, process_env, running, start_api, start_monitor, system, wait_log
+from devtools.receiver import Receiver, Reply
+from devtools.redis_server import wait_until
 from tests.conftest import TEST_ENV
 from tests.e2e.recovery import measure_recovery
 from tests.e2e.test_recovery import WITHIN_SECONDS

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from datafy.dev.processes import PROJECT_ROOT
-from datafy.dev.redis_server import free_port
+from devtools.processes import PROJECT_ROOT
+from devtools.redis_server import free_port
 
 pytestmark = pytest.mark.topology
 
@@ -23,11 +23,11 @@ pytestmark = pytest.mark.topology
 @pytest.mark.parametrize("option", [[], ["--cluster"]], ids=["single", "cluster"])
 def test_dev_run_prints_the_batch_of_a_curled_message(option: list[str], tmp_path: Path) -> None:
     port, user = free_port(), f"55119{time.time_ns() % 10**8:08d}"  # .run/redis may hold earlier chats
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PORT": str(port), "INGEST_AUTH": "off",
+    env = {**os.environ, "PORT": str(port), "INGEST_AUTH": "off",
            "REDIS_PORT": str(free_port()), "WEBHOOK_URL": ""}  # fmt: skip
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        run = subprocess.Popen([sys.executable, "-m", "datafy.dev.run", *option], cwd=PROJECT_ROOT, env=env,
+        run = subprocess.Popen([sys.executable, "-m", "devtools.run", *option], cwd=PROJECT_ROOT, env=env,
                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -9,11 +9,11 @@ import pytest
 import redis
 import requests
 
-from datafy.dev.oracle import all_acked_delivered, assert_all_delivered
-from datafy.dev.processes import system
-from datafy.dev.receiver import Receiver
-from datafy.dev.redis_server import wait_until
-from datafy.dev.sentinel import LocalSentinel
+from devtools.oracle import all_acked_delivered, assert_all_delivered
+from devtools.processes import system
+from devtools.receiver import Receiver
+from devtools.redis_server import wait_until
+from devtools.sentinel import LocalSentinel
 from tests.conftest import TEST_ENV
 from tests.topology.load import Load
 

@@ -11,8 +11,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from datafy.dev.redis_server import find_server_binary
-from datafy.dev.tls import TlsFiles, TlsRedisServer, find_tls_server_binary, make_certificates
+from devtools.redis_server import find_server_binary
+from devtools.tls import TlsFiles, TlsRedisServer, find_tls_server_binary, make_certificates
 
 pytestmark = pytest.mark.topology
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from datafy.dev.cluster import LocalCluster
-from datafy.dev.processes import PROJECT_ROOT, process_env, system
-from datafy.dev.receiver import Receiver
-from datafy.dev.tls import TlsFiles, TlsRedisServer, make_certificates
+from devtools.cluster import LocalCluster
+from devtools.processes import PROJECT_ROOT, process_env, system
+from devtools.receiver import Receiver
+from devtools.tls import TlsFiles, TlsRedisServer, make_certificates
 from tests.conftest import TEST_ENV
 
 pytestmark = pytest.mark.topology

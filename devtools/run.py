@@ -13,10 +13,10 @@ from contextlib import ExitStack
 
 from dotenv import load_dotenv
 
-from datafy.dev.cluster import LocalCluster
-from datafy.dev.receiver import Receiver
-from datafy.dev.redis_server import PROJECT_ROOT, RedisServer, free_port
-from datafy.dev.sentinel import LocalSentinel
+from devtools.cluster import LocalCluster
+from devtools.receiver import Receiver
+from devtools.redis_server import PROJECT_ROOT, RedisServer, free_port
+from devtools.sentinel import LocalSentinel
 
 DEMO_RECEIVER_PORT = 8787
 

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import trustme
 
-from datafy.dev.redis_server import RedisServer, free_port
+from devtools.redis_server import RedisServer, free_port
 
 AUTH_CLIENTS = ("no", "optional", "yes")  # tls-auth-clients: whether the server asks for a client certificate
 

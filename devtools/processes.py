@@ -14,12 +14,12 @@ from pathlib import Path
 
 import requests
 
-from datafy.dev.redis_server import PROJECT_ROOT, free_port
+from devtools.redis_server import PROJECT_ROOT, free_port
 
 
 def process_env(env: dict[str, str]) -> dict[str, str]:
     """The parent's environment (PATH, the venv) plus the test's settings; never a developer's .env."""
-    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "LOG_LEVEL": "INFO", **env}
+    return {**os.environ, "LOG_LEVEL": "INFO", **env}
 
 
 @dataclass

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
-from datafy import metrics
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
-from datafy.monitor.breaker import receiver_failed
+from datafy.metrics import instruments
+from datafy.monitor.gate import receiver_failed
 from datafy.monitor.sender import EXPIRED, LEASE_SHORT, NOT_POSTED, Sent
 from datafy.retry import retry_delay
 from datafy.store import Store
@@ -35,10 +35,10 @@ class Recorder:
                 "delivered %s messages=%d reason=%s status=%d ms=%.0f",
                 _ids(sent), sent.messages, sent.reason, sent.result.status, sent.result.duration_ms,
             )  # fmt: skip
-            metrics.DELIVERY_ATTEMPTS.labels("delivered").inc()
-            metrics.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
+            instruments.DELIVERY_ATTEMPTS.labels("delivered").inc()
+            instruments.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
             if sent.lag_ms is not None:
-                metrics.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
+                instruments.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
                 lags.append(sent.lag_ms)
         self._record_figures(len(attempts), lags)
 
@@ -57,7 +57,7 @@ class Recorder:
         Attempts not `counted` (the receiver is down) are rescheduled, never dead-lettered for running out."""
         for sent in attempts:
             if sent.result.status is not None or sent.result.error not in NOT_POSTED:
-                metrics.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
+                instruments.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
             try:
                 self._record_failure(sent, counted)
             except StoreUnavailableError as exc:
@@ -78,7 +78,7 @@ class Recorder:
         delay = retry_delay(attempt, schedule, result.retry_after)
         if result.retryable and delay is not None:
             if self.store.outbox.retry(claim, delay, result.status, result.error, counted):
-                metrics.DELIVERY_ATTEMPTS.labels("retry").inc()
+                instruments.DELIVERY_ATTEMPTS.labels("retry").inc()
                 self.retries += 1
                 log.warning("delivery failed, retrying %s error=%r in=%.1fs", _ids(sent), result.error, delay)
             return
@@ -86,7 +86,7 @@ class Recorder:
         reason = "expired" if result.error == EXPIRED else reasons[result.retryable]
         moved, trimmed = self.store.outbox.bury(claim, result.status, result.error, reason)
         if moved:
-            metrics.DELIVERY_ATTEMPTS.labels("dead_letter").inc()
+            instruments.DELIVERY_ATTEMPTS.labels("dead_letter").inc()
             self.dead_letters += 1
             log.error("dead-lettered %s error=%r reason=%s", _ids(sent), result.error, reason)
         if trimmed:

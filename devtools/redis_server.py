@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import redis
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDIS_CONF = PROJECT_ROOT / "redis.conf"
 T = TypeVar("T")
 

@@ -1,7 +1,12 @@
-"""Where prometheus-client's multiprocess mode keeps its files: set before the client is imported anywhere.
+"""Prometheus metrics. This package's own module imports nothing of prometheus_client, on purpose.
 
-The API's gunicorn master and the monitor's supervisor call prepare() once, before they fork: their children
-inherit PROMETHEUS_MULTIPROC_DIR, write their figures there, and one endpoint adds them up.
+    metrics            where prometheus-client's multiprocess mode keeps its files (prepare(), remove())
+    metrics.instruments   the counters and histograms (imports prometheus_client)
+    metrics.exposition    the text format of a scrape, with the gauges read from Redis
+
+prometheus-client reads PROMETHEUS_MULTIPROC_DIR once, when it is first imported: the API's gunicorn master
+and the monitor's supervisor call prepare() before anything imports `instruments`, and before they fork. Their
+children inherit the variable, write their figures there, and one endpoint adds them up.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The arrival-lag histogram's bounds, shared by Prometheus and the per-minute figures in Redis; then +Inf.
+LAG_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
 
 
 def prepare(configured: str, kind: str) -> tuple[Path, bool]:

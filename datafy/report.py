@@ -17,8 +17,9 @@ from datafy.store.stats import Figures
 WINDOW_MINUTES = 15
 
 
-def gather(store: Store, now_ms: int | None = None) -> dict[str, Any]:
-    """The status document (see README, "Monitoring"); raises StoreUnavailableError when Redis is down."""
+def gather(store: Store, webhook_url: str = "", now_ms: int | None = None) -> dict[str, Any]:
+    """The status document (see docs/monitoring.md) of the receiver at `webhook_url` (empty: the one the live
+    monitors deliver to); raises StoreUnavailableError when Redis is down."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     counts = store.views.counts()
     monitors = store.monitors.alive()
@@ -34,7 +35,7 @@ def gather(store: Store, now_ms: int | None = None) -> dict[str, Any]:
         },
         "dead_letters": counts.dead_letters,
         "monitors": {"alive": len(processes), "processes": processes},
-        "receiver": _receiver(store, monitors, now_ms),
+        "receiver": _receiver(store, webhook_url, monitors, now_ms),
         "deliveries": deliveries(store, now_ms),
     }
 
@@ -75,9 +76,9 @@ def _process(record: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _receiver(store: Store, monitors: list[dict[str, str]], now_ms: int) -> dict[str, Any]:
-    """The breaker of WEBHOOK_URL when this process knows it, else of the URL the live monitors deliver to."""
-    key = store.breaker.key if store.settings.webhook_url else next(
+def _receiver(store: Store, webhook_url: str, monitors: list[dict[str, str]], now_ms: int) -> dict[str, Any]:
+    """The breaker of `webhook_url` when given, else of the URL the live monitors deliver to."""
+    key = store.keys.receiver(webhook_url) if webhook_url else next(
         (record["receiver"] for record in monitors if record.get("receiver")), None
     )  # fmt: skip
     view = read_receiver(store.connection, key) if key else None

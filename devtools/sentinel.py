@@ -8,7 +8,7 @@ from types import TracebackType
 
 import redis
 
-from datafy.dev.redis_server import RedisServer, free_ports, wait_until
+from devtools.redis_server import RedisServer, free_ports, wait_until
 
 DOWN_AFTER_MS = 1000  # a killed primary is subjectively down after a second
 FAILOVER_TIMEOUT_MS = 3000  # short: a failed election is retried after twice this

@@ -38,8 +38,8 @@ APP_LOAD_ERROR = 4  # the exit status that makes gunicorn's master stop instead 
 
 def api_app() -> Flask:
     """The WSGI app Gunicorn serves (`gunicorn api:app`)."""
-    from datafy.checks import check_redis
     from datafy.http import create_app
+    from datafy.store.checks import check_redis
 
     settings = load_settings()
     app = create_app(settings)
@@ -54,10 +54,10 @@ def api_app() -> Flask:
 def run_monitor() -> int:
     """Run the monitor until SIGTERM/SIGINT: one process per CPU (MONITOR_PROCESSES), supervised by this one,
     which also serves their metrics on METRICS_PORT."""
-    from datafy import metrics_dir
+    from datafy import metrics
 
     settings = load_settings()
-    directory, made = metrics_dir.prepare(settings.metrics_dir, "monitor")  # before prometheus_client is imported
+    directory, made = metrics.prepare(settings.metrics_dir, "monitor")  # before prometheus_client is imported
     from datafy.monitor import Monitor, health
     from datafy.monitor.supervisor import Supervisor
 
@@ -78,7 +78,7 @@ def run_monitor() -> int:
         if exporter is not None:
             exporter.stop()
         if made:
-            metrics_dir.remove(directory)
+            metrics.remove(directory)
 
 
 def start_exporter(settings: Settings) -> Exporter | None:
@@ -114,7 +114,7 @@ def check_store(settings: Settings) -> None:
 
 def monitor_processes(settings: Settings) -> int:
     """How many monitor processes one container runs: MONITOR_PROCESSES, else one per CPU it may use."""
-    from datafy.cpus import available_cpus
+    from datafy.config.cpus import available_cpus
 
     return settings.monitor_processes or available_cpus()
 

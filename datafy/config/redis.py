@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datafy.env import EnvReader, parse_switch, readable_file
+from datafy.config.env import EnvReader, parse_switch, readable_file
 from datafy.errors import ConfigurationError
 
 DEFAULT_PARTITIONS = 16

@@ -9,8 +9,8 @@ from types import TracebackType
 
 import redis
 
-from datafy.dev.redis_server import RedisServer, free_ports, wait_until
-from datafy.dev.tls import TlsFiles, find_tls_server_binary
+from devtools.redis_server import RedisServer, free_ports, wait_until
+from devtools.tls import TlsFiles, find_tls_server_binary
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000  # short, so a killed primary is failed over in a few seconds

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from redis.connection import parse_url
 
-from datafy.env import EnvReader, parse_duration, parse_switch
+from datafy.config.env import EnvReader, parse_duration, parse_switch
+from datafy.config.redis import RedisOptions
 from datafy.errors import ConfigurationError
-from datafy.redis_options import RedisOptions
 from datafy.signing import check_secret
 
 # Paced for a person waiting on WhatsApp: seconds first, then wider gaps; about a day in all (docs/GUARANTEES.md).
@@ -77,7 +77,7 @@ class Settings:
     # --- Sources: native gateway webhooks (datafy/sources/, routes in datafy/http/sources.py) ---
     evolution_jwt_secret: str = ""  # set: a Bearer HS256 JWT signed with it (Evolution's jwt_key) also opens them
     evolution_from_me: str = "ignore"  # "discard": the business's own message discards the pending batch
-    evolution_groups: str = "ignore"  # "chat": group messages are buffered per group (both gateways)
+    group_messages: str = "ignore"  # "chat": group messages are buffered per group (every gateway)
     whatsapp_verify_token: str = ""  # Meta's hub.verify_token for the GET handshake
     whatsapp_app_secret: str = ""  # Meta's app secret; the WhatsApp route is off (404) until it is set
 
@@ -116,6 +116,9 @@ class Settings:
         if not prefix or any(ch in prefix for ch in "{}: "):
             raise ConfigurationError("REDIS_PREFIX must be non-empty, without spaces, ':' or braces")
         max_batch_bytes = reader.get("MAX_BATCH_BYTES", int, 4 * 1024 * 1024, minimum=1024)
+        # GROUP_MESSAGES was EVOLUTION_GROUPS (it governs every gateway); the old name still works.
+        old_name_only = env.get("EVOLUTION_GROUPS", "").strip() and not env.get("GROUP_MESSAGES", "").strip()
+        groups = "EVOLUTION_GROUPS" if old_name_only else "GROUP_MESSAGES"
         settings = cls(
             redis_url=redis_url,
             redis_db=redis_db,
@@ -166,7 +169,7 @@ class Settings:
             evolution_from_me=reader.get(
                 "EVOLUTION_FROM_ME", _choice("EVOLUTION_FROM_ME", "ignore", "discard"), "ignore"
             ),
-            evolution_groups=reader.get("EVOLUTION_GROUPS", _choice("EVOLUTION_GROUPS", "ignore", "chat"), "ignore"),
+            group_messages=reader.get(groups, _choice(groups, "ignore", "chat"), "ignore"),
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", "").strip(),
             whatsapp_app_secret=env.get("WHATSAPP_APP_SECRET", "").strip(),
         )

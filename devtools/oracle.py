@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import redis
 import requests
 
-from datafy.dev.receiver import Receiver
 from datafy.keys import KeySpace
+from devtools.receiver import Receiver
 
 
 @dataclass

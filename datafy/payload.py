@@ -1,0 +1,48 @@
+"""The webhook's wire format: what a sealed batch, as stored, becomes in the POST body. The original seed's
+fields (user, messages, processed_at) come first and keep their meaning, so existing receivers work unchanged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from datafy.model import iso_from_ms
+
+
+def webhook_body(record_json: str) -> dict[str, Any]:
+    """The webhook payload of a sealed batch: the original format plus the added fields."""
+    return webhook_body_of(json.loads(record_json))
+
+
+def webhook_body_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload of a sealed batch's decoded record."""
+    items = [_item_out(received_ms, item) for received_ms, item in record["items"]]
+    messages = [item["message"] for item in items]
+    texts = [
+        m if isinstance(m, str) else stored.get("t") for m, (_, stored) in zip(messages, record["items"], strict=True)
+    ]
+    user = record["user"]
+    return {
+        **record["metadata"],
+        "user": user,
+        "user_id": user,
+        "messages": messages,
+        "processed_at": iso_from_ms(record["sealed_ms"]),
+        "batch_id": record["batch_id"],
+        "sequence": record["sequence"],
+        "message_count": len(messages),
+        "text": "\n".join(t for t in texts if t),
+        "first_message_at": iso_from_ms(record["first_ms"]),
+        "last_message_at": iso_from_ms(record["last_ms"]),
+        "flush_reason": record["flush_reason"],
+        "items": items,
+    }
+
+
+def _item_out(received_ms: int, item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(item.get("x", {}))
+    out["message"] = item["m"]
+    if "id" in item:
+        out["message_id"] = item["id"]
+    out["received_at"] = iso_from_ms(received_ms)
+    return out
