@@ -12,7 +12,7 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY api.py monitor.py gunicorn.conf.py redis.conf ./
+COPY api.py gunicorn.conf.py ./
 COPY datafy/ datafy/
 # Compile while still root: the non-root user cannot write __pycache__ next to the code.
 RUN python -m compileall -q /app
