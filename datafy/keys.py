@@ -10,6 +10,10 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:keyrate:{key}    string  messages this minute with one API key in this partition, for
                                     RATE_LIMIT_PER_KEY (key: a hash of the API key; expires in a minute)
     {prefix}:{{p}}:seq:{user}       string  the user's last batch sequence number
+    {prefix}:{{p}}:sealed:{user}    string  messages of the user sealed so far (a batch's `through` is this count
+                                    once it was sealed: the answer guard's "newer messages")
+    {prefix}:{{p}}:answer:{batch_id}:{user}   hash  a delivered batch, readable for ANSWER_WINDOW: state
+                                    (delivered, answered, unanswered), n (sequence:through), body
     {prefix}:{{p}}:alias:{id}       string  the chat another id names (a WhatsApp LID -> the phone's chat)
     {prefix}:{{p}}:outbox:{user}    list    sealed batch ids waiting for delivery, oldest first
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
@@ -58,6 +62,7 @@ class UserKeys:
     dedupe: str
     rate: str
     sequence: str
+    sealed: str
     outbox: str
     batches: str
 
@@ -97,9 +102,14 @@ class KeySpace:
             dedupe=f"{base}:dedupe:{user}",
             rate=f"{base}:rate:{user}",
             sequence=f"{base}:seq:{user}",
+            sealed=f"{base}:sealed:{user}",
             outbox=f"{base}:outbox:{user}",
             batches=f"{base}:batches:{user}",
         )
+
+    def answer(self, user: str, batch_id: str) -> str:
+        """A delivered batch of `user`, kept for ANSWER_WINDOW (the guard and the carry-over read it)."""
+        return f"{self._base(self.partition_of(user))}:answer:{batch_id}:{user}"
 
     def alias(self, alias: str) -> str:
         """The chat that `alias` (another id of the same customer) names, in the alias's partition."""

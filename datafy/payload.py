@@ -35,6 +35,7 @@ def webhook_body_of(record: dict[str, Any]) -> dict[str, Any]:
         "first_message_at": iso_from_ms(record["first_ms"]),
         "last_message_at": iso_from_ms(record["last_ms"]),
         "flush_reason": record["flush_reason"],
+        **({"carried_over": record["carried_over"]} if "carried_over" in record else {}),
         "items": items,
     }
 

@@ -53,6 +53,7 @@ class Settings:
     rate_limit_per_user: int = 120  # messages per user per minute; past it 429 (0: no limit)
     rate_limit_per_key: int = 0  # messages per API key per minute, a 1/REDIS_PARTITIONS share per partition (0: off)
     sequence_ttl: float = 86400.0  # a chat's batch numbering restarts after this long with no batch
+    answer_window: float = 600.0  # how long a delivered batch stays readable for the answer guard (0: off)
     max_typing_extension: float = 60.0  # typing holds a batch at most this long past its last message (0: no bound)
     webhook_concurrency: int = 32
     monitor_processes: int = 0  # 0: one per CPU the container may use
@@ -141,6 +142,7 @@ class Settings:
             rate_limit_per_user=reader.get("RATE_LIMIT_PER_USER", int, 120, minimum=0),
             rate_limit_per_key=reader.get("RATE_LIMIT_PER_KEY", int, 0, minimum=0),
             sequence_ttl=reader.get("SEQUENCE_TTL", parse_duration, 86400.0, minimum=60, maximum=MAX_SECONDS),
+            answer_window=reader.get("ANSWER_WINDOW", parse_duration, 600.0, minimum=0, maximum=7 * 86400),
             max_typing_extension=reader.get(
                 "MAX_TYPING_EXTENSION", parse_duration, 60.0, minimum=0, maximum=MAX_SECONDS
             ),

@@ -8,7 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.routing import PathConverter
 
 from datafy.config import Settings
-from datafy.http import admin, dashboard, errors, ingest, metrics, openapi, sources, status
+from datafy.http import admin, answers, dashboard, errors, ingest, metrics, openapi, sources, status
 from datafy.metrics import instruments
 from datafy.store import Store
 
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.extensions["datafy.store"] = store or Store(settings)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(answers.bp)
     app.register_blueprint(sources.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(openapi.bp)

@@ -1,6 +1,6 @@
 -- Shared helpers, prepended by datafy/store/connection.py to every script (Lua scripts cannot import).
 -- A user's keys arrive in KEYS in this fixed order (see Buffer._user_keys in datafy/store/buffer.py):
---   1 buffer, 2 meta, 3 timer, 4 sequence, 5 outbox, 6 batches, 7 due, 8 ready
+--   1 buffer, 2 meta, 3 timer, 4 sequence, 5 outbox, 6 batches, 7 due, 8 ready, 9 sealed (messages sealed so far)
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -38,11 +38,19 @@ local function seal(user, user_json, batch_id, reason, now, seq_ttl)
   local due = math.min(tonumber(redis.call('ZSCORE', KEYS[7], user)) or now, now)
   local sequence = redis.call('INCR', KEYS[4])
   redis.call('EXPIRE', KEYS[4], seq_ttl)
+  -- Every message the chat had sealed, this batch's included: what the API acknowledged later is newer.
+  local through = redis.call('INCRBY', KEYS[9], #items)
+  redis.call('EXPIRE', KEYS[9], seq_ttl)
+  local extra = ''
+  if info.carried then -- batches whose messages the workflow handed back (carry-over): ids, as JSON
+    extra = ',"carried_over":' .. info.carried
+  end
   local body = '{"batch_id":"' .. batch_id .. '","user":' .. user_json .. ',"sequence":' .. sequence
-    .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now .. ',"due_ms":' .. due
+    .. ',"through":' .. through .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now .. ',"due_ms":' .. due
     .. ',"first_ms":' .. (info.first_ms or now) .. ',"last_ms":' .. (info.last_ms or now)
+    .. ',"ttl_ms":' .. (info.ttl_ms or 0) .. extra
     .. ',"metadata":{' .. table.concat(fields, ',') .. '},"items":[' .. table.concat(items, ',') .. ']}'
-  redis.call('HSET', KEYS[6], batch_id, body)
+  redis.call('HSET', KEYS[6], batch_id, body, 'n:' .. batch_id, sequence .. ':' .. through)
   redis.call('RPUSH', KEYS[5], batch_id)
   -- NX keeps the score of a head batch that is in flight or waiting for a retry.
   redis.call('ZADD', KEYS[8], 'NX', now, user)

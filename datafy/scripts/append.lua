@@ -1,7 +1,7 @@
 -- Append one message to a user's open batch and reset the silence timer, sealing the batch when a
 -- flush condition is met. This runs once per API request, so it keeps its Redis calls few.
--- KEYS: the user's keys (see _lib.lua), then 9 the user's dedupe set (message_id -> ms first seen),
---       10 the user's rate counter (messages this minute), 11 the API key's counter in this partition
+-- KEYS: the user's keys (see _lib.lua), then 10 the user's dedupe set (message_id -> ms first seen),
+--       11 the user's rate counter (messages this minute), 12 the API key's counter in this partition
 -- ARGV: 1 user, 2 user_json, 3 item_json, 4 item_bytes, 5 ttl_ms, 6 max_wait_ms (0 off),
 --       7 max_messages (0 off), 8 hard_max_messages, 9 hard_max_bytes, 10 flush_reason ('' none),
 --       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s,
@@ -15,7 +15,7 @@
 --      | {'flushed', count, batch_id, sequence, now_ms, flush_reason}
 --      | {'rate_limited', retry_after_ms} | {'key_rate_limited', retry_after_ms} | {'full', retry_after_ms}:
 --        nothing stored (429)
-assert(#KEYS == 11, 'append: 11 keys')
+assert(#KEYS == 12, 'append: 12 keys')
 assert(#ARGV >= 19 and #ARGV % 2 == 1, 'append: 19 arguments plus metadata pairs')
 local user, user_json, item = ARGV[1], ARGV[2], ARGV[3]
 local item_bytes, ttl, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -44,25 +44,25 @@ local function over(key, limit)
   end
   return sent > limit
 end
-if key_rate_limit > 0 and over(KEYS[11], key_rate_limit) then
-  return {'key_rate_limited', math.max(redis.call('PTTL', KEYS[11]), 1)}
+if key_rate_limit > 0 and over(KEYS[12], key_rate_limit) then
+  return {'key_rate_limited', math.max(redis.call('PTTL', KEYS[12]), 1)}
 end
-if rate_limit > 0 and over(KEYS[10], rate_limit) then
-  return {'rate_limited', math.max(redis.call('PTTL', KEYS[10]), 1)}
+if rate_limit > 0 and over(KEYS[11], rate_limit) then
+  return {'rate_limited', math.max(redis.call('PTTL', KEYS[11]), 1)}
 end
 
 -- ZADD NX answers "seen before?" and remembers the id in one call; an id older than the window is new again.
 if message_id ~= '' then
-  if redis.call('ZADD', KEYS[9], 'NX', now, message_id) == 0 then
-    if now - tonumber(redis.call('ZSCORE', KEYS[9], message_id)) < window then
+  if redis.call('ZADD', KEYS[10], 'NX', now, message_id) == 0 then
+    if now - tonumber(redis.call('ZSCORE', KEYS[10], message_id)) < window then
       return {'duplicate', count, tonumber(redis.call('ZSCORE', KEYS[7], user) or '0')}
     end
-    redis.call('ZADD', KEYS[9], now, message_id)
+    redis.call('ZADD', KEYS[10], now, message_id)
   end
   if count == 0 then -- once per burst, forget ids past the window
-    redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - window)
+    redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now - window)
   end
-  redis.call('PEXPIRE', KEYS[9], window)
+  redis.call('PEXPIRE', KEYS[10], window)
 end
 
 -- A message that would push the open batch past the byte cap closes that batch first: never rejected.
@@ -75,7 +75,7 @@ end
 
 redis.call('RPUSH', KEYS[1], '[' .. now .. ',' .. item .. ']')
 count, bytes = count + 1, bytes + item_bytes
-local fields = {'last_ms', now, 'count', count, 'bytes', bytes}
+local fields = {'last_ms', now, 'count', count, 'bytes', bytes, 'ttl_ms', ttl}
 if count == 1 then
   max_deadline = max_wait > 0 and now + max_wait or 0
   fields[#fields + 1], fields[#fields + 2] = 'first_ms', now

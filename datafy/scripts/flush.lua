@@ -2,7 +2,7 @@
 -- with the given reason ('manual'). A newer message may have moved the deadline: then nothing happens.
 -- KEYS: the user's keys (see _lib.lua).  ARGV: 1 user, 2 user_json, 3 reason, 4 batch_id, 5 seq_ttl_s
 -- Reply: {1, sequence, count, reason} sealed | {0, deadline_ms} not due yet | {0, 0} nothing open
-assert(#KEYS == 8 and #ARGV == 5, 'flush: 8 keys, 5 arguments')
+assert(#KEYS == 9 and #ARGV == 5, 'flush: 9 keys, 5 arguments')
 local user, user_json, reason, batch_id, seq_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local now = now_ms()
 if reason == '' then

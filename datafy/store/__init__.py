@@ -3,6 +3,7 @@
 store.connection     the client, the scripts, health and server facts
 store.buffer         open batches: append, typing, flush, discard, peek, the due index
 store.aliases        other ids a chat is known by (a customer's LID beside their phone)
+store.answers        a batch after it left: the answer guard, answered and unanswered (the carry-over)
 store.outbox         sealed batches: lease, acknowledge, retry, bury
 store.dead_letters   batches that could not be delivered: list, replay, delete, trim
 store.breaker        the receiver's circuit breaker, shared by every monitor, and the catch-up after it
@@ -20,6 +21,7 @@ import redis
 from datafy.config import Settings
 from datafy.keys import KeySpace
 from datafy.store.aliases import Aliases
+from datafy.store.answers import Answers
 from datafy.store.breaker import Breaker
 from datafy.store.buffer import Buffer, ChatSnapshot, new_batch_id
 from datafy.store.connection import Connection
@@ -40,6 +42,7 @@ class Store:
         self.connection = Connection(settings, client)
         self.buffer = Buffer(self.connection)
         self.aliases = Aliases(self.connection)
+        self.answers = Answers(self.connection)
         self.dead_letters = DeadLetters(self.connection)
         self.outbox = Outbox(self.connection, self.dead_letters)
         self.breaker = Breaker(self.connection, settings.webhook_url, settings.webhook_timeout)

@@ -157,7 +157,7 @@ class Buffer:
     def _user_keys(self, user: str) -> list[str]:
         k = self.keys.user(user)
         part = self.keys.indexes_of(user)
-        return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready]
+        return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed]
 
     def _flush_args(self, user: str, reason: str) -> list[str | int]:
         return [user, compact_json(user), reason, new_batch_id(), int(self.settings.sequence_ttl)]

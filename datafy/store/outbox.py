@@ -43,7 +43,11 @@ class Outbox:
         partition to poll to how overdue its batches must be (ms); None: all, on time."""
         parts = self.keys.polled(partitions) if limit > 0 else []
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
-        calls: list[ScriptCall] = [("ack", self._keys(c.user), [c.user, c.batch_id]) for c in delivered]
+        window_ms = int(self.connection.settings.answer_window * 1000)
+        calls: list[ScriptCall] = [
+            ("ack", [*self._keys(c.user), self.keys.answer(c.user, c.batch_id)], [c.user, c.batch_id, window_ms])
+            for c in delivered
+        ]
         calls += [("due_members", [part.ready], [limit, overdue_ms]) for part, overdue_ms in parts]
         if not calls:
             return [], []

@@ -1,0 +1,77 @@
+"""Answering well while people keep typing: the answer guard (did the chat say more since this batch?) and the
+workflow's verdict on a delivered batch (answered, or unanswered: its messages go to the next batch). The
+workflow holds the ingest key, so these take it, or an admin key."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+
+from datafy.errors import ApiError
+from datafy.http import context
+from datafy.http.auth import require_key
+from datafy.model import iso_from_ms
+from datafy.store.answers import Verdict
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("answers", __name__)
+
+
+@bp.before_request
+def _check_key() -> None:
+    """As open as ingest: the ingest key (or an admin key) unless INGEST_AUTH=off."""
+    settings = context.settings()
+    if settings.ingest_auth:
+        require_key(settings.api_keys + settings.admin_api_keys)
+    if not settings.answer_window:
+        raise ApiError(404, "answer_window_off", "the answer routes are off: ANSWER_WINDOW is 0")
+
+
+@bp.get("/api/chats/<chat:user>/batches/<batch_id>")
+def batch_state(user: str, batch_id: str) -> Response:
+    """The answer guard: call it right before sending a reply; if `newer` is true, drop the reply."""
+    state = context.store().answers.state(user, batch_id)
+    if state is None:
+        raise _unknown(user, batch_id)
+    return jsonify({"success": True, "user": user, "batch_id": batch_id, "sequence": state.sequence,
+                    "state": state.state, "newer": state.newer_messages > 0,
+                    "newer_messages": state.newer_messages})  # fmt: skip
+
+
+@bp.post("/api/chats/<chat:user>/batches/<batch_id>/answered")
+def answered(user: str, batch_id: str) -> Response:
+    """The workflow answered this batch."""
+    verdict = context.store().answers.answered(user, batch_id)
+    _check(verdict, user, batch_id, "answered")
+    log.info("answered user=%s batch=%s", user, batch_id)
+    return jsonify({"success": True, "user": user, "batch_id": batch_id, "state": "answered"})
+
+
+@bp.post("/api/chats/<chat:user>/batches/<batch_id>/unanswered")
+def unanswered(user: str, batch_id: str) -> Response:
+    """The workflow did not answer: the batch's messages go back to the front of the chat's buffer."""
+    verdict = context.store().answers.unanswered(user, batch_id)
+    _check(verdict, user, batch_id, "unanswered")
+    if verdict.outcome == "carried":
+        log.info("unanswered user=%s batch=%s carried=%d", user, batch_id, verdict.carried)
+    reply: dict[str, object] = {"success": True, "user": user, "batch_id": batch_id, "state": "unanswered",
+                                "carried": verdict.carried}  # fmt: skip
+    reply["flush_at"] = iso_from_ms(verdict.flush_at_ms) if verdict.flush_at_ms else None
+    return jsonify(reply)
+
+
+def _check(verdict: Verdict, user: str, batch_id: str, wanted: str) -> None:
+    if verdict.outcome == "unknown":
+        state = context.store().answers.state(user, batch_id)
+        if state is None:
+            raise _unknown(user, batch_id)
+        raise ApiError(409, "not_delivered", f"batch {batch_id} is {state.state}, not delivered yet", "batch_id")
+    if verdict.outcome == "conflict":
+        raise ApiError(409, "already_" + verdict.state, f"batch {batch_id} is already {verdict.state}; it cannot be "
+                       f"{wanted} too", "batch_id")  # fmt: skip
+
+
+def _unknown(user: str, batch_id: str) -> ApiError:
+    return ApiError(404, "batch_not_found", f"no batch {batch_id} of this chat within ANSWER_WINDOW", "batch_id")

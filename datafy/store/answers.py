@@ -1,0 +1,93 @@
+"""A batch after it left: where it is, whether the chat said more since it was sealed (the answer guard), and the
+workflow's verdict on it, answered or unanswered (the carry-over). Delivered batches stay readable for
+ANSWER_WINDOW."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from datafy.model import compact_json
+from datafy.store.connection import Connection
+from datafy.store.errors import redis_errors
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """One batch as the answer guard reports it."""
+
+    user: str
+    batch_id: str
+    sequence: int
+    state: str  # pending | delivering | delivered | answered | unanswered | dead_letter
+    newer_messages: int  # messages the API acknowledged in this chat after the batch was sealed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an answered/unanswered call did: `outcome` is answered, carried, same (said before), conflict (the
+    batch is not delivered, or got the other verdict) or unknown; `state` the batch's state after it."""
+
+    outcome: str
+    state: str = ""
+    carried: int = 0  # messages put back in front of the chat's buffer
+    flush_at_ms: int = 0  # when the chat's next batch is due
+
+
+class Answers:
+    """The answer window's reads and writes, each on the chat's own slot."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.keys = connection.keys
+
+    def state(self, user: str, batch_id: str) -> BatchState | None:
+        """Where `batch_id` of `user` is, in one round trip; None when unknown (or older than the window)."""
+        k, part = self.keys.user(user), self.keys.indexes_of(user)
+        keys = [self.keys.answer(user, batch_id), k.batches, k.outbox, part.ready, part.dead_data, k.sealed, k.meta]
+        with redis_errors():
+            reply = self.connection.scripts.run("answer_state", keys, [batch_id, user])
+        if not reply:
+            return None
+        state, numbers, sealed, open_count, body, dead_info = reply
+        if dead_info and json.loads(dead_info).get("user") != user:
+            return None  # another chat's dead letter: unknown to this chat
+        if numbers:
+            sequence, through = (int(part) for part in numbers.split(":"))
+        else:  # a batch sealed before the guard existed, or a dead letter: read it from its body
+            record = json.loads(body)
+            sequence, through = int(record["sequence"]), int(record.get("through", 0))
+        newer = max(0, int(sealed) - through + int(open_count)) if through else 0
+        return BatchState(user, batch_id, sequence, state, newer)
+
+    def answered(self, user: str, batch_id: str) -> Verdict:
+        """The workflow answered this delivered batch."""
+        return self._verdict(user, batch_id, "answered", [0, 0, 0])
+
+    def unanswered(self, user: str, batch_id: str) -> Verdict:
+        """The workflow did not answer it: its messages go back to the front of the chat's buffer, items intact,
+        and the next batch carries them (its `carried_over` names this batch)."""
+        with redis_errors():
+            body = self.connection.client.hget(self.keys.answer(user, batch_id), "body")
+        if body is None:
+            return Verdict("unknown")
+        record = json.loads(body)
+        # compact_json gives back the exact text append stored: "[received_ms,{item}]".
+        items = [compact_json(entry) for entry in record["items"]]
+        metadata = [text for name, value in record["metadata"].items() for text in (compact_json(name),
+                    compact_json(value))]  # fmt: skip
+        ttl_ms = int(record.get("ttl_ms") or self.connection.settings.default_ttl * 1000)
+        return self._verdict(user, batch_id, "unanswered", [ttl_ms, record["first_ms"], len(items), *items, *metadata])
+
+    def _verdict(self, user: str, batch_id: str, verdict: str, rest: list[str | int]) -> Verdict:
+        k, part = self.keys.user(user), self.keys.indexes_of(user)
+        keys = [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed,
+                self.keys.answer(user, batch_id)]  # fmt: skip
+        with redis_errors():
+            reply = self.connection.scripts.run("answer", keys, [user, batch_id, verdict, *rest])
+        outcome = reply[0]
+        if outcome == "carried":
+            return Verdict("carried", "unanswered", int(reply[1]), int(reply[3]))
+        if outcome in ("same", "conflict"):
+            return Verdict(outcome, reply[1])
+        return Verdict(outcome, verdict if outcome == "answered" else "")
