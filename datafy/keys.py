@@ -14,6 +14,9 @@ All keys live under one prefix and carry a partition hash tag, so each script to
                                     once it was sealed: the answer guard's "newer messages")
     {prefix}:{{p}}:answer:{batch_id}:{user}   hash  a delivered batch, readable for ANSWER_WINDOW: state
                                     (delivered, answered, unanswered), n (sequence:through), body
+    {prefix}:{{p}}:hold:{user}      string  the batch whose verdict the chat waits for (await_answer; expires after
+                                    the answer timeout)
+    {prefix}:{{p}}:pause:{user}     string  a person took the chat over (expires when the pause ends)
     {prefix}:{{p}}:alias:{id}       string  the chat another id names (a WhatsApp LID -> the phone's chat)
     {prefix}:{{p}}:outbox:{user}    list    sealed batch ids waiting for delivery, oldest first
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
@@ -63,6 +66,8 @@ class UserKeys:
     rate: str
     sequence: str
     sealed: str
+    hold: str
+    pause: str
     outbox: str
     batches: str
 
@@ -103,6 +108,8 @@ class KeySpace:
             rate=f"{base}:rate:{user}",
             sequence=f"{base}:seq:{user}",
             sealed=f"{base}:sealed:{user}",
+            hold=f"{base}:hold:{user}",
+            pause=f"{base}:pause:{user}",
             outbox=f"{base}:outbox:{user}",
             batches=f"{base}:batches:{user}",
         )

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Request fields with a meaning of their own: everything else a client sends is metadata.
-CONTROL_FIELDS = frozenset({"user", "message", "ttl", "max_wait", "max_messages", "flush", "message_id"})
+CONTROL_FIELDS = frozenset(
+    {"user", "message", "ttl", "max_wait", "max_messages", "flush", "message_id", "await_answer", "answer_timeout"}
+)
 
 
 def iso_from_ms(ms: int) -> str:
@@ -44,6 +46,7 @@ class IncomingMessage:
     item_fields: dict[str, Any] = field(default_factory=dict)
     # What an object message adds to the batch's `text` (a media caption); strings always add themselves.
     text: str | None = None
+    await_ms: int = 0  # await_answer: once delivered, the chat's next batch waits this long for the verdict
 
     def item_json(self) -> str:
         """The stored form of this message: its text, its id and its own extra fields."""

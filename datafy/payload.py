@@ -5,24 +5,26 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from datafy.model import iso_from_ms
 
 
-def webhook_body(record_json: str) -> dict[str, Any]:
+def webhook_body(record_json: str, public_url: str = "") -> dict[str, Any]:
     """The webhook payload of a sealed batch: the original format plus the added fields."""
-    return webhook_body_of(json.loads(record_json))
+    return webhook_body_of(json.loads(record_json), public_url)
 
 
-def webhook_body_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload of a sealed batch's decoded record."""
+def webhook_body_of(record: dict[str, Any], public_url: str = "") -> dict[str, Any]:
+    """The webhook payload of a sealed batch's decoded record; with `public_url` (PUBLIC_URL), the links a
+    workflow calls to check and answer it."""
     items = [_item_out(received_ms, item) for received_ms, item in record["items"]]
     messages = [item["message"] for item in items]
     texts = [
         m if isinstance(m, str) else stored.get("t") for m, (_, stored) in zip(messages, record["items"], strict=True)
     ]
     user = record["user"]
-    return {
+    body = {
         **record["metadata"],
         "user": user,
         "user_id": user,
@@ -38,6 +40,12 @@ def webhook_body_of(record: dict[str, Any]) -> dict[str, Any]:
         **({"carried_over": record["carried_over"]} if "carried_over" in record else {}),
         "items": items,
     }
+    if "paused_until_ms" in record:
+        body.update(paused=True, paused_until=iso_from_ms(record["paused_until_ms"]))
+    if public_url:
+        base = f"{public_url}/api/chats/{quote(user, safe='')}/batches/{record['batch_id']}"
+        body["links"] = {"self": base, "answered": f"{base}/answered", "unanswered": f"{base}/unanswered"}
+    return body
 
 
 def _item_out(received_ms: int, item: dict[str, Any]) -> dict[str, Any]:

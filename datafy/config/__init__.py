@@ -54,6 +54,10 @@ class Settings:
     rate_limit_per_key: int = 0  # messages per API key per minute, a 1/REDIS_PARTITIONS share per partition (0: off)
     sequence_ttl: float = 86400.0  # a chat's batch numbering restarts after this long with no batch
     answer_window: float = 600.0  # how long a delivered batch stays readable for the answer guard (0: off)
+    await_answer: bool = False  # AWAIT_ANSWER: a chat's next batch waits for the verdict on its last one
+    answer_timeout: float = 120.0  # ... at most this long
+    human_pause: float = 1800.0  # how long a message from the business's own phone pauses the chat
+    public_url: str = ""  # the API's address as the workflow reaches it: batches then carry links
     max_typing_extension: float = 60.0  # typing holds a batch at most this long past its last message (0: no bound)
     webhook_concurrency: int = 32
     monitor_processes: int = 0  # 0: one per CPU the container may use
@@ -143,6 +147,10 @@ class Settings:
             rate_limit_per_key=reader.get("RATE_LIMIT_PER_KEY", int, 0, minimum=0),
             sequence_ttl=reader.get("SEQUENCE_TTL", parse_duration, 86400.0, minimum=60, maximum=MAX_SECONDS),
             answer_window=reader.get("ANSWER_WINDOW", parse_duration, 600.0, minimum=0, maximum=7 * 86400),
+            await_answer=reader.get("AWAIT_ANSWER", parse_switch, False),
+            answer_timeout=reader.get("ANSWER_TIMEOUT", parse_duration, 120.0, minimum=1, maximum=86400),
+            human_pause=reader.get("HUMAN_PAUSE", parse_duration, 1800.0, minimum=1, maximum=7 * 86400),
+            public_url=reader.get("PUBLIC_URL", _public_url, ""),
             max_typing_extension=reader.get(
                 "MAX_TYPING_EXTENSION", parse_duration, 60.0, minimum=0, maximum=MAX_SECONDS
             ),
@@ -169,7 +177,7 @@ class Settings:
             # --- Sources ---
             evolution_jwt_secret=_jwt_secret(env.get("EVOLUTION_JWT_SECRET", "").strip()),
             evolution_from_me=reader.get(
-                "EVOLUTION_FROM_ME", _choice("EVOLUTION_FROM_ME", "ignore", "discard"), "ignore"
+                "EVOLUTION_FROM_ME", _choice("EVOLUTION_FROM_ME", "ignore", "discard", "pause"), "ignore"
             ),
             group_messages=reader.get(groups, _choice(groups, "ignore", "chat"), "ignore"),
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", "").strip(),
@@ -197,6 +205,14 @@ class Settings:
                 f"({self.webhook_timeout:g}) + {LEASE_MARGIN_SECONDS:g}: a lease must outlive the whole POST (connect "
                 f"included) and the moment between the lease and the POST, or one batch could be sent twice at once"
             )
+
+
+def _public_url(text: str) -> str:
+    """The API's public address, without a trailing slash: an http(s) URL with a host, nothing after the path."""
+    url = text.rstrip("/")
+    if not _is_http_url(url) or urlsplit(url).query or urlsplit(url).fragment:
+        raise ValueError("must be an http:// or https:// URL with a host, like https://datafy.example.com")
+    return url
 
 
 def _is_http_url(url: str) -> bool:

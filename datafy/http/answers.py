@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from datafy.config.env import parse_duration
 from datafy.errors import ApiError
 from datafy.http import context
 from datafy.http.auth import require_key
+from datafy.http.validation import read_json_object
 from datafy.model import iso_from_ms
 from datafy.store.answers import Verdict
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("answers", __name__)
+MAX_PAUSE_SECONDS = 7 * 86400
 
 
 @bp.before_request
@@ -25,7 +28,7 @@ def _check_key() -> None:
     settings = context.settings()
     if settings.ingest_auth:
         require_key(settings.api_keys + settings.admin_api_keys)
-    if not settings.answer_window:
+    if "/batches/" in request.path and not settings.answer_window:
         raise ApiError(404, "answer_window_off", "the answer routes are off: ANSWER_WINDOW is 0")
 
 
@@ -60,6 +63,37 @@ def unanswered(user: str, batch_id: str) -> Response:
                                 "carried": verdict.carried}  # fmt: skip
     reply["flush_at"] = iso_from_ms(verdict.flush_at_ms) if verdict.flush_at_ms else None
     return jsonify(reply)
+
+
+@bp.post("/api/chats/<chat:user>/pause")
+def pause(user: str) -> Response:
+    """A person takes the chat over: `{"for": "30m"}` (seconds, or with s, m or h). Its batches still go out,
+    carrying `paused` and `paused_until`, so the workflow routes them to that person."""
+    seconds = _parse_for(read_json_object(request))
+    until = context.store().answers.pause(user, seconds)
+    log.info("paused user=%s for=%.0fs", user, seconds)
+    return jsonify({"success": True, "user": user, "paused": True, "paused_until": iso_from_ms(until)})
+
+
+@bp.post("/api/chats/<chat:user>/resume")
+def resume(user: str) -> Response:
+    """The chat goes back to the AI."""
+    was_paused = context.store().answers.resume(user)
+    log.info("resumed user=%s was_paused=%s", user, was_paused)
+    return jsonify({"success": True, "user": user, "paused": False, "was_paused": was_paused})
+
+
+def _parse_for(body: dict[str, object]) -> float:
+    value = body.get("for")
+    if value is None:
+        raise ApiError(400, "missing_field", "for is required: seconds, or a duration like 30m or 2h", "for")
+    try:
+        seconds = parse_duration(value) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ApiError(400, "invalid_field", "for must be seconds, or a duration like 30m or 2h", "for") from None
+    if isinstance(value, bool) or not (1 <= seconds <= MAX_PAUSE_SECONDS):
+        raise ApiError(400, "invalid_field", f"for must be between 1 s and {MAX_PAUSE_SECONDS // 86400} days", "for")
+    return seconds
 
 
 def _check(verdict: Verdict, user: str, batch_id: str, wanted: str) -> None:

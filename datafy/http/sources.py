@@ -29,7 +29,7 @@ from datafy.http.validation import (
 )
 from datafy.metrics import instruments
 from datafy.model import IncomingMessage, iso_from_ms
-from datafy.sources import Action, Append, Discard, Ignore, MalformedError, Typing
+from datafy.sources import Action, Append, Discard, Ignore, MalformedError, Pause, Typing
 from datafy.sources.evolution import parse_evolution
 from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, signature_matches
 
@@ -160,6 +160,10 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: st
         deadline = store.buffer.extend(user, typing_ttl)
         flush_at = iso_from_ms(deadline) if deadline is not None else None
         return {"status": "typing", "user": user, "pending": deadline is not None, "flush_at": flush_at}
+    if isinstance(action, Pause):  # not destructive: the ingest key may (a person answered on the phone)
+        until = store.answers.pause(action.user, context.settings().human_pause)
+        log.info("chat paused: the business answered user=%s", action.user)
+        return {"status": "paused", "user": action.user, "paused_until": iso_from_ms(until)}
     if isinstance(action, Discard):
         dropped = store.buffer.discard(action.user)
         if dropped:

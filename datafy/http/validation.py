@@ -19,6 +19,7 @@ MAX_METADATA_FIELDS = 256
 MAX_JSON_DEPTH = 32  # deeper values are refused: they would cost recursion in every later encode and decode
 # A JSON \uD800-\uDFFF escape: the only way a JSON body can hold text that is not valid UTF-8 once stored.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+MAX_ANSWER_TIMEOUT_SECONDS = 86400.0  # a workflow that never answers holds its chat a day at most
 
 
 def _check_stored_size(message: str | dict[str, Any], metadata: dict[str, Any], settings: Settings) -> None:
@@ -130,6 +131,7 @@ def parse_message(
         reason = "keyword"
     max_wait = _seconds(body, "max_wait", settings.max_wait or None, settings.max_ttl)
     max_messages = _parse_max_messages(body, settings)
+    await_ms = parse_await(body, settings)
     metadata = {k: v for k, v in body.items() if k not in CONTROL_FIELDS}
     if len(metadata) > MAX_METADATA_FIELDS:
         raise ApiError(400, "too_many_fields", f"at most {MAX_METADATA_FIELDS} extra (metadata) fields per message")
@@ -145,7 +147,20 @@ def parse_message(
         flush_reason=reason,
         item_fields=item_fields or {},
         text=text,
+        await_ms=await_ms,
     )
+
+
+def parse_await(body: dict[str, Any], settings: Settings) -> int:
+    """How long, in ms, a delivered batch of this chat holds the next one back waiting for the workflow's verdict:
+    `await_answer` (default AWAIT_ANSWER) for `answer_timeout` seconds (default ANSWER_TIMEOUT); 0 when off."""
+    wanted = body.get("await_answer", settings.await_answer)
+    if isinstance(wanted, str) and wanted.strip().lower() in ("true", "false"):  # a query string, a no-code tool
+        wanted = wanted.strip().lower() == "true"
+    if not isinstance(wanted, bool):
+        raise ApiError(400, "invalid_field", "await_answer must be true or false", "await_answer")
+    timeout = _seconds(body, "answer_timeout", settings.answer_timeout, MAX_ANSWER_TIMEOUT_SECONDS)
+    return _to_ms(timeout) if wanted and timeout else 0
 
 
 def parse_user(body: dict[str, Any]) -> str:
@@ -168,6 +183,7 @@ def check_controls(body: dict[str, Any], settings: Settings) -> None:
     _seconds(body, "ttl", settings.default_ttl, settings.max_ttl)
     _seconds(body, "max_wait", None, settings.max_ttl)
     _parse_max_messages(body, settings)
+    parse_await(body, settings)
 
 
 def _parse_text_or_object(body: dict[str, Any], settings: Settings) -> str | dict[str, Any]:

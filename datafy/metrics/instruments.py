@@ -15,7 +15,18 @@ from datafy.metrics import ENV, LAG_BUCKETS_MS
 from datafy.model import AppendResult
 
 RECEIVED_RESULTS = ("buffered", "duplicate", "flushed", "rejected", "unavailable")
-SEAL_REASONS = ("ttl", "max_wait", "max_messages", "max_bytes", "request", "keyword", "manual")
+SEAL_REASONS = (
+    "ttl",
+    "max_wait",
+    "max_messages",
+    "max_bytes",
+    "request",
+    "keyword",
+    "manual",
+    "answered",
+    "unanswered",
+    "answer_timeout",
+)
 OUTCOMES = ("delivered", "retry", "dead_letter")
 
 MESSAGES_RECEIVED = Counter(

@@ -124,7 +124,7 @@ class Sender:
         assert self._client is not None
         try:
             record = json.loads(claim.body)
-            body = webhook_body_of(record)
+            body = webhook_body_of(record, self.settings.public_url)
             if not claim.replayed and self._expired(body):
                 result = DeliveryResult(False, None, EXPIRED, False, None, 0.0)
             else:

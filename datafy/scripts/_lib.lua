@@ -1,6 +1,7 @@
 -- Shared helpers, prepended by datafy/store/connection.py to every script (Lua scripts cannot import).
 -- A user's keys arrive in KEYS in this fixed order (see Buffer._user_keys in datafy/store/buffer.py):
---   1 buffer, 2 meta, 3 timer, 4 sequence, 5 outbox, 6 batches, 7 due, 8 ready, 9 sealed (messages sealed so far)
+--   1 buffer, 2 meta, 3 timer, 4 sequence, 5 outbox, 6 batches, 7 due, 8 ready, 9 sealed (messages sealed so far),
+--   10 hold (the batch whose answer the chat waits for: await_answer), 11 pause (a person took the chat over)
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -35,7 +36,7 @@ local function seal(user, user_json, batch_id, reason, now, seq_ttl)
     end
   end
   -- The deadline it was sealed for (now for a batch closed early), from which its arrival lag is measured.
-  local due = math.min(tonumber(redis.call('ZSCORE', KEYS[7], user)) or now, now)
+  local due = math.min(tonumber(info.held_due or redis.call('ZSCORE', KEYS[7], user)) or now, now)
   local sequence = redis.call('INCR', KEYS[4])
   redis.call('EXPIRE', KEYS[4], seq_ttl)
   -- Every message the chat had sealed, this batch's included: what the API acknowledged later is newer.
@@ -45,15 +46,28 @@ local function seal(user, user_json, batch_id, reason, now, seq_ttl)
   if info.carried then -- batches whose messages the workflow handed back (carry-over): ids, as JSON
     extra = ',"carried_over":' .. info.carried
   end
+  local wait = tonumber(info.await or '0')
+  if wait > 0 then -- one answer at a time: once delivered, the chat's next batch waits for the verdict
+    extra = extra .. ',"await_ms":' .. wait
+  end
+  local paused = redis.call('PTTL', KEYS[11])
+  if paused > 0 then -- a person took the chat over: the workflow routes the batch to them, not to the AI
+    extra = extra .. ',"paused_until_ms":' .. (now + paused)
+  end
   local body = '{"batch_id":"' .. batch_id .. '","user":' .. user_json .. ',"sequence":' .. sequence
     .. ',"through":' .. through .. ',"flush_reason":"' .. reason .. '","sealed_ms":' .. now .. ',"due_ms":' .. due
     .. ',"first_ms":' .. (info.first_ms or now) .. ',"last_ms":' .. (info.last_ms or now)
     .. ',"ttl_ms":' .. (info.ttl_ms or 0) .. extra
     .. ',"metadata":{' .. table.concat(fields, ',') .. '},"items":[' .. table.concat(items, ',') .. ']}'
   redis.call('HSET', KEYS[6], batch_id, body, 'n:' .. batch_id, sequence .. ':' .. through)
+  if wait > 0 then
+    redis.call('HSET', KEYS[6], 'w:' .. batch_id, wait)
+  end
   redis.call('RPUSH', KEYS[5], batch_id)
-  -- NX keeps the score of a head batch that is in flight or waiting for a retry.
-  redis.call('ZADD', KEYS[8], 'NX', now, user)
+  -- NX keeps the score of a head batch that is in flight or waiting for a retry; while the chat waits for the
+  -- verdict on its last batch, this one waits too (until the verdict, or the hold runs out).
+  local held = redis.call('PTTL', KEYS[10])
+  redis.call('ZADD', KEYS[8], 'NX', held > 0 and now + held or now, user)
   clear_open_batch(user)
   return {sequence, #items}
 end

@@ -1,29 +1,30 @@
 -- Append one message to a user's open batch and reset the silence timer, sealing the batch when a
 -- flush condition is met. This runs once per API request, so it keeps its Redis calls few.
--- KEYS: the user's keys (see _lib.lua), then 10 the user's dedupe set (message_id -> ms first seen),
---       11 the user's rate counter (messages this minute), 12 the API key's counter in this partition
+-- KEYS: the user's keys (see _lib.lua), then 12 the user's dedupe set (message_id -> ms first seen),
+--       13 the user's rate counter (messages this minute), 14 the API key's counter in this partition
 -- ARGV: 1 user, 2 user_json, 3 item_json, 4 item_bytes, 5 ttl_ms, 6 max_wait_ms (0 off),
 --       7 max_messages (0 off), 8 hard_max_messages, 9 hard_max_bytes, 10 flush_reason ('' none),
 --       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s,
 --       15 batch_id for the batch the byte cap closes, 16 metadata_bytes (the merged metadata's share of
 --       the byte cap), 17 max_pending (chats with an open or undelivered batch allowed in this partition;
 --       0 off), 18 rate_per_minute (0 off), 19 key_rate_per_minute (this partition's share; 0 off),
---       20.. metadata name/value pairs
+--       20 await_ms (await_answer: how long a delivered batch holds the next one back; 0 off),
+--       21.. metadata name/value pairs
 -- Reply: {'duplicate', count, deadline_ms (0: nothing pending)}
 --      | {'buffered', count, deadline_ms} or, when the byte cap closed the open batch first,
 --        {'buffered', count, deadline_ms, sealed batch_id, its sequence, its count}
 --      | {'flushed', count, batch_id, sequence, now_ms, flush_reason}
 --      | {'rate_limited', retry_after_ms} | {'key_rate_limited', retry_after_ms} | {'full', retry_after_ms}:
 --        nothing stored (429)
-assert(#KEYS == 12, 'append: 12 keys')
-assert(#ARGV >= 19 and #ARGV % 2 == 1, 'append: 19 arguments plus metadata pairs')
+assert(#KEYS == 14, 'append: 14 keys')
+assert(#ARGV >= 20 and #ARGV % 2 == 0, 'append: 20 arguments plus metadata pairs')
 local user, user_json, item = ARGV[1], ARGV[2], ARGV[3]
 local item_bytes, ttl, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_messages, hard_messages, hard_bytes = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local flush_reason, message_id, window = ARGV[10], ARGV[11], tonumber(ARGV[12])
 local batch_id, seq_ttl, cap_batch_id = ARGV[13], tonumber(ARGV[14]), ARGV[15]
 local meta_bytes, max_pending, rate_limit = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
-local key_rate_limit = tonumber(ARGV[19])
+local key_rate_limit, await = tonumber(ARGV[19]), tonumber(ARGV[20])
 local now = now_ms()
 
 local open = redis.call('HMGET', KEYS[2], 'count', 'bytes', 'max_deadline')
@@ -44,25 +45,25 @@ local function over(key, limit)
   end
   return sent > limit
 end
-if key_rate_limit > 0 and over(KEYS[12], key_rate_limit) then
-  return {'key_rate_limited', math.max(redis.call('PTTL', KEYS[12]), 1)}
+if key_rate_limit > 0 and over(KEYS[14], key_rate_limit) then
+  return {'key_rate_limited', math.max(redis.call('PTTL', KEYS[14]), 1)}
 end
-if rate_limit > 0 and over(KEYS[11], rate_limit) then
-  return {'rate_limited', math.max(redis.call('PTTL', KEYS[11]), 1)}
+if rate_limit > 0 and over(KEYS[13], rate_limit) then
+  return {'rate_limited', math.max(redis.call('PTTL', KEYS[13]), 1)}
 end
 
 -- ZADD NX answers "seen before?" and remembers the id in one call; an id older than the window is new again.
 if message_id ~= '' then
-  if redis.call('ZADD', KEYS[10], 'NX', now, message_id) == 0 then
-    if now - tonumber(redis.call('ZSCORE', KEYS[10], message_id)) < window then
+  if redis.call('ZADD', KEYS[12], 'NX', now, message_id) == 0 then
+    if now - tonumber(redis.call('ZSCORE', KEYS[12], message_id)) < window then
       return {'duplicate', count, tonumber(redis.call('ZSCORE', KEYS[7], user) or '0')}
     end
-    redis.call('ZADD', KEYS[10], now, message_id)
+    redis.call('ZADD', KEYS[12], now, message_id)
   end
   if count == 0 then -- once per burst, forget ids past the window
-    redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now - window)
+    redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', now - window)
   end
-  redis.call('PEXPIRE', KEYS[10], window)
+  redis.call('PEXPIRE', KEYS[12], window)
 end
 
 -- A message that would push the open batch past the byte cap closes that batch first: never rejected.
@@ -75,13 +76,13 @@ end
 
 redis.call('RPUSH', KEYS[1], '[' .. now .. ',' .. item .. ']')
 count, bytes = count + 1, bytes + item_bytes
-local fields = {'last_ms', now, 'count', count, 'bytes', bytes, 'ttl_ms', ttl}
+local fields = {'last_ms', now, 'count', count, 'bytes', bytes, 'ttl_ms', ttl, 'await', await}
 if count == 1 then
   max_deadline = max_wait > 0 and now + max_wait or 0
   fields[#fields + 1], fields[#fields + 2] = 'first_ms', now
   fields[#fields + 1], fields[#fields + 2] = 'max_deadline', max_deadline
 end
-for i = 20, #ARGV, 2 do
+for i = 21, #ARGV, 2 do
   fields[#fields + 1], fields[#fields + 2] = 'm:' .. ARGV[i], ARGV[i + 1]
 end
 
@@ -99,6 +100,16 @@ fields[#fields + 1], fields[#fields + 2] = 'reason', reason
 redis.call('HSET', KEYS[2], unpack(fields))
 
 if flush_reason ~= '' then
+  local held = redis.call('PTTL', KEYS[10])
+  if held > 0 and count < hard_messages then -- the chat waits for the verdict on its last batch: sealed then
+    if redis.call('HSETNX', KEYS[2], 'held', '1') == 1 then
+      redis.call('HSET', KEYS[2], 'held_due', now)
+    end
+    redis.call('HSET', KEYS[2], 'reason', flush_reason)
+    redis.call('SET', KEYS[3], '1', 'PX', held)
+    redis.call('ZADD', KEYS[7], now + held, user)
+    return {'buffered', count, now + held}
+  end
   local sealed = seal(user, user_json, batch_id, flush_reason, now, seq_ttl)
   return {'flushed', sealed[2], batch_id, sealed[1], now, flush_reason}
 end

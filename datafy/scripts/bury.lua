@@ -20,7 +20,7 @@ redis.call('HSET', KEYS[5], batch_id, body, 'i:' .. batch_id,
 redis.call('ZADD', KEYS[4], now, batch_id)
 redis.call('LPOP', KEYS[2])
 redis.call('HDEL', KEYS[3], batch_id, 'a:' .. batch_id, 's:' .. batch_id, 'e:' .. batch_id, 'r:' .. batch_id,
-  'n:' .. batch_id)
+  'n:' .. batch_id, 'w:' .. batch_id)
 if redis.call('LLEN', KEYS[2]) > 0 then
   redis.call('ZADD', KEYS[1], now, user)
 else

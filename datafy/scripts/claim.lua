@@ -15,8 +15,8 @@ local body = batch_id and redis.call('HGET', KEYS[3], batch_id)
 if not body then
   if batch_id then -- an id without a body has nothing to deliver: drop it so the batches behind move up
     redis.call('LPOP', KEYS[2])
-    redis.call('HDEL', KEYS[3], 'a:' .. batch_id, 's:' .. batch_id, 'e:' .. batch_id, 'r:' .. batch_id, 'n:' .. batch_id,
-      'lease')
+    redis.call('HDEL', KEYS[3], 'a:' .. batch_id, 's:' .. batch_id, 'e:' .. batch_id, 'r:' .. batch_id,
+      'n:' .. batch_id, 'w:' .. batch_id, 'lease')
   end
   if redis.call('LLEN', KEYS[2]) == 0 then
     redis.call('ZREM', KEYS[1], user)

@@ -45,6 +45,14 @@ class Discard:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """A person on the business side answered: pause the chat (HUMAN_PAUSE) so the workflow routes its batches to
+    a person, not to the AI (EVOLUTION_FROM_ME=pause). Nothing is dropped."""
+
+    user: str
+
+
+@dataclass(frozen=True)
 class Ignore:
     """Nothing to do; the gateway still gets 200 so it neither retries nor flags the webhook."""
 
@@ -52,10 +60,10 @@ class Ignore:
     user: str | None = None
 
 
-Action = Append | Typing | Discard | Ignore
+Action = Append | Typing | Discard | Pause | Ignore
 
 GROUP_POLICIES = ("ignore", "chat")
-FROM_ME_POLICIES = ("ignore", "discard")
+FROM_ME_POLICIES = ("ignore", "discard", "pause")
 
 
 def expect_object(value: Any, path: str) -> dict[str, Any]:

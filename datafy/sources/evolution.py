@@ -20,6 +20,7 @@ from datafy.sources import (
     Discard,
     Ignore,
     MalformedError,
+    Pause,
     Typing,
     expect_object,
     expect_text,
@@ -112,6 +113,8 @@ def _message(body: dict[str, Any], from_me: str, groups: str, max_bytes: int) ->
     if mine:
         if from_me == "discard":
             return Discard(user)
+        if from_me == "pause":
+            return Pause(user)
         return Ignore("fromMe: the business's own message (EVOLUTION_FROM_ME=ignore)", user)
     kept, dropped = trimmed(data)
     content = content_of(kept["message"]) if isinstance(kept["message"], dict) else None

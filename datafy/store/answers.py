@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from datafy.model import compact_json
+from datafy.store.buffer import new_batch_id
 from datafy.store.connection import Connection
 from datafy.store.errors import redis_errors
 
@@ -31,7 +32,9 @@ class Verdict:
     outcome: str
     state: str = ""
     carried: int = 0  # messages put back in front of the chat's buffer
-    flush_at_ms: int = 0  # when the chat's next batch is due
+    flush_at_ms: int = 0  # when the chat's open batch is due (0: nothing open)
+    released: bool = False  # the chat was waiting for this verdict (await_answer): its next batch goes now
+    sealed: str = ""  # the batch that waited and was sealed now ('' none)
 
 
 class Answers:
@@ -81,13 +84,27 @@ class Answers:
 
     def _verdict(self, user: str, batch_id: str, verdict: str, rest: list[str | int]) -> Verdict:
         k, part = self.keys.user(user), self.keys.indexes_of(user)
-        keys = [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed,
-                self.keys.answer(user, batch_id)]  # fmt: skip
+        keys = [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed, k.hold,
+                k.pause, self.keys.answer(user, batch_id)]  # fmt: skip
+        args = [user, compact_json(user), batch_id, verdict, new_batch_id(), int(self.connection.settings.sequence_ttl),
+                *rest]  # fmt: skip
         with redis_errors():
-            reply = self.connection.scripts.run("answer", keys, [user, batch_id, verdict, *rest])
+            reply = self.connection.scripts.run("answer", keys, args)
         outcome = reply[0]
-        if outcome == "carried":
-            return Verdict("carried", "unanswered", int(reply[1]), int(reply[3]))
         if outcome in ("same", "conflict"):
             return Verdict(outcome, reply[1])
-        return Verdict(outcome, verdict if outcome == "answered" else "")
+        if outcome == "unknown":
+            return Verdict("unknown")
+        return Verdict(outcome, verdict, int(reply[1]), int(reply[2]), released=bool(reply[3]), sealed=reply[4])
+
+    def pause(self, user: str, seconds: float) -> int:
+        """A person took the chat over for `seconds`: its batches still go out, marked paused. Returns until (ms)."""
+        until = self.connection.now_ms() + int(seconds * 1000)  # the Redis clock, as every deadline
+        with redis_errors():
+            self.connection.client.set(self.keys.user(user).pause, until, pxat=until)
+        return until
+
+    def resume(self, user: str) -> bool:
+        """The person handed the chat back to the AI; False when it was not paused."""
+        with redis_errors():
+            return bool(self.connection.client.delete(self.keys.user(user).pause))

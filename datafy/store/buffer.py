@@ -68,6 +68,7 @@ class Buffer:
             math.ceil(s.max_pending_chats / partitions) if s.max_pending_chats else 0,  # a share each
             s.rate_limit_per_user,
             math.ceil(s.rate_limit_per_key / partitions) if s.rate_limit_per_key else 0,
+            msg.await_ms,
             *meta_args,
         ]
         with redis_errors():
@@ -157,7 +158,8 @@ class Buffer:
     def _user_keys(self, user: str) -> list[str]:
         k = self.keys.user(user)
         part = self.keys.indexes_of(user)
-        return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed]
+        return [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed, k.hold,
+                k.pause]  # fmt: skip
 
     def _flush_args(self, user: str, reason: str) -> list[str | int]:
         return [user, compact_json(user), reason, new_batch_id(), int(self.settings.sequence_ttl)]

@@ -45,7 +45,11 @@ class Outbox:
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
         window_ms = int(self.connection.settings.answer_window * 1000)
         calls: list[ScriptCall] = [
-            ("ack", [*self._keys(c.user), self.keys.answer(c.user, c.batch_id)], [c.user, c.batch_id, window_ms])
+            (
+                "ack",
+                [*self._keys(c.user), self.keys.answer(c.user, c.batch_id), self.keys.user(c.user).hold],
+                [c.user, c.batch_id, window_ms],
+            )
             for c in delivered
         ]
         calls += [("due_members", [part.ready], [limit, overdue_ms]) for part, overdue_ms in parts]

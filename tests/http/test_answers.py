@@ -46,3 +46,20 @@ def test_unknown_batches_other_chats_and_undelivered_batches_are_refused(client:
     reply = client.post(f"/api/chats/5511/batches/{pending['batch_id']}/answered")
     assert reply.status_code == 409 and reply.get_json()["error"]["code"] == "not_delivered"
     assert client.get(f"/api/chats/5511/batches/{pending['batch_id']}").get_json()["state"] == "pending"
+
+
+def test_pause_and_resume_take_a_duration_and_work_with_nothing_pending(client: FlaskClient) -> None:
+    reply = client.post("/api/chats/5511/pause", json={"for": "30m"})
+    assert reply.status_code == 200 and reply.get_json()["paused"] is True and reply.get_json()["paused_until"]
+    assert client.post("/api/chats/5511/resume").get_json() == {"success": True, "user": "5511", "paused": False,
+                                                                "was_paused": True}  # fmt: skip
+    for bad in ({"for": 0}, {"for": "9d"}, {"for": "soon"}, {"for": True}, {}):
+        reply = client.post("/api/chats/5511/pause", json=bad)
+        assert reply.status_code == 400 and reply.get_json()["error"]["field"] == "for", bad
+
+
+def test_await_answer_must_be_a_boolean(client: FlaskClient) -> None:
+    reply = client.post("/api/message", json={"user": "5511", "message": "oi", "await_answer": "sim"})
+    assert reply.status_code == 400 and reply.get_json()["error"]["field"] == "await_answer"
+    reply = client.post("/api/message", json={"user": "5511", "message": "oi", "answer_timeout": -1})
+    assert reply.status_code == 400 and reply.get_json()["error"]["field"] == "answer_timeout"

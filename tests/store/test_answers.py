@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import redis
 
@@ -22,8 +23,16 @@ def deliver(store: Store, user: str) -> str:
 def send(store: Store, user: str, *texts: str, flush: bool = False, **extra: object) -> None:
     for i, text in enumerate(texts):
         last = flush and i == len(texts) - 1
-        store.buffer.append(IncomingMessage(user=user, message=text, ttl_ms=5000, message_id=f"{user}-{text}",
-                                            flush_reason="request" if last else "", **extra))  # type: ignore[arg-type]
+        store.buffer.append(
+            IncomingMessage(
+                user=user,
+                message=text,
+                ttl_ms=5000,
+                message_id=f"{user}-{text}",
+                flush_reason="request" if last else "",
+                **extra,
+            )
+        )  # type: ignore[arg-type]
 
 
 def test_the_guard_follows_a_batch_from_pending_to_delivered_and_counts_newer_messages(store: Store) -> None:
@@ -83,3 +92,53 @@ def test_a_delivered_batch_is_kept_for_the_answer_window_only(store: Store, redi
     assert 0 < ttl <= store.settings.answer_window * 1000
     record = redis_client.hgetall(store.keys.answer("5511", first))
     assert record["state"] == "delivered" and json.loads(record["body"])["batch_id"] == first
+
+
+def test_await_answer_holds_the_next_batch_until_answered(store: Store) -> None:
+    send(store, "5511", "oi", flush=True, await_ms=5000)
+    first = deliver(store, "5511")
+    send(store, "5511", "do modelo azul", await_ms=5000)  # the customer goes on while the AI thinks
+    store.client.zadd(store.keys.indexes_of("5511").due, {"5511": 0})  # its deadline passes
+    assert store.buffer.flush_due(10) == []  # held: one answer at a time
+    send(store, "5511", "e o verde?", flush=True, await_ms=5000)  # even a flush waits
+    assert store.outbox.claim(5, 60) == []
+    verdict = store.answers.answered("5511", first)
+    assert verdict.released and verdict.sealed
+    [claim] = store.outbox.claim(5, 60)
+    batch = webhook_body(claim.body)
+    assert batch["messages"] == ["do modelo azul", "e o verde?"] and batch["flush_reason"] == "answered"
+
+
+def test_a_held_batch_leaves_with_answer_timeout_when_no_verdict_comes(store: Store) -> None:
+    send(store, "5511", "oi", flush=True, await_ms=300)
+    deliver(store, "5511")
+    send(store, "5511", "alô?", await_ms=300)
+    store.client.zadd(store.keys.indexes_of("5511").due, {"5511": 0})
+    assert store.buffer.flush_due(10) == []
+    time.sleep(0.35)
+    [flushed] = store.buffer.flush_due(10)
+    assert flushed.reason == "answer_timeout"
+
+
+def test_unanswered_while_held_sends_the_carried_messages_first_at_once(store: Store) -> None:
+    send(store, "5511", "oi", "quero o preço", flush=True, await_ms=5000)
+    first = deliver(store, "5511")
+    send(store, "5511", "do modelo azul", await_ms=5000)
+    store.client.zadd(store.keys.indexes_of("5511").due, {"5511": 0})
+    assert store.buffer.flush_due(10) == []
+    verdict = store.answers.unanswered("5511", first)
+    assert verdict.released and verdict.sealed and verdict.carried == 2
+    [claim] = store.outbox.claim(5, 60)
+    batch = webhook_body(claim.body)
+    assert batch["messages"] == ["oi", "quero o preço", "do modelo azul"]
+    assert (batch["flush_reason"], batch["carried_over"]) == ("unanswered", [first])
+
+
+def test_a_paused_chats_batches_still_go_out_marked_paused(store: Store) -> None:
+    until = store.answers.pause("5511", 60)
+    send(store, "5511", "oi", flush=True)
+    [claim] = store.outbox.claim(1, 60)
+    batch = webhook_body(claim.body, public_url="https://datafy.example.com")
+    assert batch["paused"] is True and batch["paused_until"]
+    assert batch["links"]["answered"] == f"https://datafy.example.com/api/chats/5511/batches/{claim.batch_id}/answered"
+    assert until > 0 and store.answers.resume("5511") and not store.answers.resume("5511")
