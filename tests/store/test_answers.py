@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -142,3 +144,37 @@ def test_a_paused_chats_batches_still_go_out_marked_paused(store: Store) -> None
     assert batch["paused"] is True and batch["paused_until"]
     assert batch["links"]["answered"] == f"https://datafy.example.com/api/chats/5511/batches/{claim.batch_id}/answered"
     assert until > 0 and store.answers.resume("5511") and not store.answers.resume("5511")
+
+
+def test_a_thousand_verdicts_racing_new_messages_lose_and_duplicate_nothing(store: Store) -> None:
+    chats = [f"c{i}" for i in range(50)]
+    for chat in chats:
+        send(store, chat, f"{chat}-a", f"{chat}-b", flush=True)
+    first = {}
+    for claim in store.outbox.claim(100, 60):
+        store.outbox.ack(claim)
+        first[claim.user] = claim.batch_id
+    calls = [(verb, chat) for chat in chats for verb in ("answered", "unanswered") for _ in range(10)]
+    calls += [("message", f"{chat}#{n}") for chat in chats for n in range(5)]
+    random.shuffle(calls)
+
+    def run(call: tuple[str, str]) -> None:
+        verb, target = call
+        if verb == "message":
+            chat = target.split("#")[0]
+            store.buffer.append(IncomingMessage(user=chat, message=target, ttl_ms=60_000, message_id=target))
+        else:
+            getattr(store.answers, verb)(target, first[target])
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(run, calls))
+    for chat in chats:
+        store.buffer.flush(chat)
+    batches = [webhook_body(claim.body) for claim in store.outbox.claim(100, 60)]
+    assert len(batches) == len(chats)
+    for batch in batches:
+        chat = batch["user"]
+        state = store.answers.state(chat, first[chat]).state
+        carried = [f"{chat}-a", f"{chat}-b"] if state == "unanswered" else []
+        assert batch["messages"][: len(carried)] == carried  # carried first, once
+        assert sorted(batch["messages"][len(carried) :]) == sorted(f"{chat}#{n}" for n in range(5))  # each once
