@@ -23,6 +23,8 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:due              zset    user -> flush deadline ms (the clock of record)
     {prefix}:{{p}}:ready            zset    user -> ms when the head of its outbox may be (re)tried
     {prefix}:{{p}}:retrying         zset    user -> ms its head's wait for a retry began (catch-up order)
+    {prefix}:{{p}}:held             zset    user -> ms its hold ends (chats waiting for a verdict; for counting)
+    {prefix}:{{p}}:paused           zset    user -> ms its pause ends (chats a person took over; for counting)
     {prefix}:{{p}}:dead             zset    batch_id -> ms dead-lettered
     {prefix}:{{p}}:dead:data        hash    batch_id -> dead letter record (JSON)
     {prefix}:dead-trim              string  held (a few seconds) by the one monitor trimming dead letters
@@ -79,6 +81,8 @@ class PartitionKeys:
     due: str
     ready: str
     retrying: str
+    held: str
+    paused: str
     dead: str
     dead_data: str
 
@@ -133,6 +137,8 @@ class KeySpace:
             due=f"{base}:due",
             ready=f"{base}:ready",
             retrying=f"{base}:retrying",
+            held=f"{base}:held",
+            paused=f"{base}:paused",
             dead=f"{base}:dead",
             dead_data=f"{base}:dead:data",
         )

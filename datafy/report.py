@@ -27,7 +27,12 @@ def gather(store: Store, webhook_url: str = "", now_ms: int | None = None) -> di
     return {
         "success": True,
         "at": iso_from_ms(now_ms),
-        "chats": {"pending": counts.pending_chats, "due_next_minute": counts.due_next_minute},
+        "chats": {
+            "pending": counts.pending_chats,
+            "due_next_minute": counts.due_next_minute,
+            "held": counts.held,
+            "paused": counts.paused,
+        },
         "batches": {
             "ready": counts.ready,
             "retrying": counts.retrying,

@@ -28,7 +28,7 @@ def test_status_counts_chats_monitors_and_deliveries(client: FlaskClient, store:
 
     body = client.get("/api/status", headers=ADMIN).get_json()
     assert list(body) == ["success", "at", "chats", "batches", "dead_letters", "monitors", "receiver", "deliveries"]
-    assert body["chats"] == {"pending": 2, "due_next_minute": 1}
+    assert body["chats"] == {"pending": 2, "due_next_minute": 1, "held": 0, "paused": 0}
     assert body["batches"] == {"ready": 0, "retrying": 0, "in_flight": 3}
     assert body["dead_letters"] == 0
     [process] = body["monitors"]["processes"]

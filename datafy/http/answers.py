@@ -13,6 +13,7 @@ from datafy.errors import ApiError
 from datafy.http import context
 from datafy.http.auth import require_key
 from datafy.http.validation import read_json_object
+from datafy.metrics import instruments
 from datafy.model import iso_from_ms
 from datafy.store.answers import Verdict
 
@@ -48,7 +49,7 @@ def answered(user: str, batch_id: str) -> Response:
     """The workflow answered this batch."""
     verdict = context.store().answers.answered(user, batch_id)
     _check(verdict, user, batch_id, "answered")
-    log.info("answered user=%s batch=%s", user, batch_id)
+    _log_verdict(verdict, user, batch_id)
     return jsonify({"success": True, "user": user, "batch_id": batch_id, "state": "answered"})
 
 
@@ -57,8 +58,7 @@ def unanswered(user: str, batch_id: str) -> Response:
     """The workflow did not answer: the batch's messages go back to the front of the chat's buffer."""
     verdict = context.store().answers.unanswered(user, batch_id)
     _check(verdict, user, batch_id, "unanswered")
-    if verdict.outcome == "carried":
-        log.info("unanswered user=%s batch=%s carried=%d", user, batch_id, verdict.carried)
+    _log_verdict(verdict, user, batch_id)
     reply: dict[str, object] = {"success": True, "user": user, "batch_id": batch_id, "state": "unanswered",
                                 "carried": verdict.carried}  # fmt: skip
     reply["flush_at"] = iso_from_ms(verdict.flush_at_ms) if verdict.flush_at_ms else None
@@ -94,6 +94,14 @@ def _parse_for(body: dict[str, object]) -> float:
     if isinstance(value, bool) or not (1 <= seconds <= MAX_PAUSE_SECONDS):
         raise ApiError(400, "invalid_field", f"for must be between 1 s and {MAX_PAUSE_SECONDS // 86400} days", "for")
     return seconds
+
+
+def _log_verdict(verdict: Verdict, user: str, batch_id: str) -> None:
+    if verdict.outcome == "same":
+        return
+    instruments.VERDICTS.labels(verdict.state).inc()
+    released = f" released=hold sealed={verdict.sealed or '-'}" if verdict.released else ""
+    log.info("%s user=%s batch=%s carried=%d%s", verdict.state, user, batch_id, verdict.carried, released)
 
 
 def _check(verdict: Verdict, user: str, batch_id: str, wanted: str) -> None:

@@ -25,6 +25,8 @@ GAUGES = (
     ("datafy_in_flight_batches", "Batches being POSTed now, over every live monitor process"),
     ("datafy_dead_letters", "Batches that could not be delivered"),
     ("datafy_monitors_alive", "Monitor processes that beat within the last 5 seconds"),
+    ("datafy_held_chats", "Chats whose next batch waits for the workflow's verdict on the last one (await_answer)"),
+    ("datafy_paused_chats", "Chats a person took over (their batches still go out, marked paused)"),
 )
 
 
@@ -47,7 +49,7 @@ def redis_gauges(store: Store) -> str:
         return _gauge("datafy_redis_up", "1 when Redis answered this scrape", 0)
     in_flight = sum(int(record.get("in_flight", 0)) for record in monitors)
     values = (counts.pending_chats, counts.due_next_minute, counts.ready, counts.retrying, in_flight,
-              counts.dead_letters, len(monitors))  # fmt: skip
+              counts.dead_letters, len(monitors), counts.held, counts.paused)  # fmt: skip
     text = "".join(_gauge(name, help_, value) for (name, help_), value in zip(GAUGES, values, strict=True))
     return text + _gauge("datafy_redis_up", "1 when Redis answered this scrape", 1)
 

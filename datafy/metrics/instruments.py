@@ -41,6 +41,11 @@ DELIVERY_DURATION = Histogram(
     "datafy_delivery_duration_seconds", "Time of one webhook POST, connect included",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60),
 )  # fmt: skip
+VERDICTS = Counter(
+    "datafy_batch_verdicts",
+    "The workflow's verdicts on delivered batches (unanswered: carried over to the next batch)",
+    ["verdict"],
+)
 DELIVERY_LAG = Histogram(
     "datafy_delivery_lag_seconds", "Arrival of a delivered batch at the receiver minus the deadline it was due at",
     buckets=[bound / 1000 for bound in LAG_BUCKETS_MS],
@@ -51,6 +56,8 @@ def init_api() -> None:
     """Create the API's series at 0, so that rates start from the first scrape."""
     for result in RECEIVED_RESULTS:
         MESSAGES_RECEIVED.labels(result)
+    for verdict in ("answered", "unanswered"):
+        VERDICTS.labels(verdict)
     for reason in ("max_messages", "max_bytes", "request", "keyword", "manual", "max_wait"):
         BATCHES_SEALED.labels(reason)
 

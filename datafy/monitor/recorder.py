@@ -32,8 +32,9 @@ class Recorder:
         lags = []
         for sent in attempts:
             log.info(
-                "delivered %s messages=%d reason=%s status=%d ms=%.0f",
+                "delivered %s messages=%d reason=%s status=%d ms=%.0f%s",
                 _ids(sent), sent.messages, sent.reason, sent.result.status, sent.result.duration_ms,
+                f" hold=next batch waits up to {sent.await_ms / 1000:.0f}s for the answer" if sent.await_ms else "",
             )  # fmt: skip
             instruments.DELIVERY_ATTEMPTS.labels("delivered").inc()
             instruments.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)

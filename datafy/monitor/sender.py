@@ -45,6 +45,7 @@ class Sent:
     reason: str = ""
     due_ms: int = 0  # the deadline the batch was sealed for (Redis's clock); 0: unknown
     finished_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when the POST ended
+    await_ms: int = 0  # await_answer: once delivered, the chat's next batch waits this long for the verdict
 
     @property
     def lag_ms(self) -> float | None:
@@ -136,7 +137,15 @@ class Sender:
                 else:
                     result = await self._client.send_batch(payload, claim.batch_id, within=left)
             due_ms = int(record.get("due_ms") or record["sealed_ms"])  # batches sealed before 1.1 have no due_ms
-            sent = Sent(claim, result, body["sequence"], body["message_count"], body["flush_reason"], due_ms)
+            sent = Sent(
+                claim,
+                result,
+                body["sequence"],
+                body["message_count"],
+                body["flush_reason"],
+                due_ms,
+                await_ms=int(record.get("await_ms", 0)),
+            )
         except asyncio.CancelledError:  # stopping: the lease hands the batch on
             raise
         except Exception as exc:  # a stored batch we cannot read, or a bug: not the receiver's fault

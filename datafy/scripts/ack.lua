@@ -2,10 +2,10 @@
 -- delivered batch stays readable for that long (the answer guard and the carry-over read it).
 -- Any monitor's 2xx counts, even after its lease passed to another: the batch was delivered.
 -- With await_answer, the chat's next batch then waits for the workflow's verdict (a hold, ANSWER_TIMEOUT long).
--- KEYS: 1 ready, 2 outbox, 3 batches, 4 retrying, 5 answer (this batch's record), 6 hold
+-- KEYS: 1 ready, 2 outbox, 3 batches, 4 retrying, 5 answer (this batch's record), 6 hold, 7 held (index)
 -- ARGV: 1 user, 2 batch_id, 3 answer_window_ms (0: keep nothing)
 -- Reply: 1 removed | 0 it was no longer at the head (already acknowledged)
-assert(#KEYS == 6 and #ARGV == 3, 'ack: 6 keys, 3 arguments')
+assert(#KEYS == 7 and #ARGV == 3, 'ack: 7 keys, 3 arguments')
 local user, batch_id, window = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('LINDEX', KEYS[2], 0) ~= batch_id then
   return 0
@@ -14,7 +14,10 @@ redis.call('LPOP', KEYS[2])
 redis.call('ZREM', KEYS[4], user)
 local wait = tonumber(redis.call('HGET', KEYS[3], 'w:' .. batch_id) or '0')
 if wait > 0 then
+  local now = now_ms()
   redis.call('SET', KEYS[6], batch_id, 'PX', wait)
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now) -- holds that ran out
+  redis.call('ZADD', KEYS[7], now + wait, user)
 end
 if window > 0 then
   local kept = redis.call('HMGET', KEYS[3], batch_id, 'n:' .. batch_id)

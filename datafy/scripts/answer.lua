@@ -3,7 +3,7 @@
 -- was waiting for this verdict (await_answer), the wait ends: a batch whose deadline passed meanwhile is sealed
 -- now, the verdict its flush_reason. Idempotent: a second call changes nothing, and one script means a racing
 -- flush sees the messages in the buffer or not at all.
--- KEYS: the user's keys (see _lib.lua), then 12 answer (the batch's record)
+-- KEYS: the user's keys (see _lib.lua), then 12 answer (the batch's record), 13 held (index)
 -- ARGV: 1 user, 2 user_json, 3 batch_id, 4 verdict (answered | unanswered), 5 new batch_id (for a release),
 --       6 seq_ttl_s, 7 ttl_ms (for a chat with nothing pending), 8 first_ms of the batch, 9 item count N,
 --       10.. 9+N the items as stored ("[received_ms,{item}]"), then metadata name/value pairs (merged under the
@@ -11,7 +11,7 @@
 -- Reply: {'unknown'} | {'conflict', state} | {'same', state}
 --      | {outcome ('answered' | 'carried'), messages carried, deadline_ms of the open batch (0: none),
 --         released (1: the chat was waiting for this verdict), sealed batch_id ('' none)}
-assert(#KEYS == 12 and #ARGV >= 9, 'answer: 12 keys, 9 arguments and more')
+assert(#KEYS == 13 and #ARGV >= 9, 'answer: 13 keys, 9 arguments and more')
 local user, user_json, batch_id, verdict = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local new_batch_id, seq_ttl, ttl = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local state = redis.call('HGET', KEYS[12], 'state')
@@ -56,6 +56,7 @@ local released, sealed_id = 0, ''
 if redis.call('GET', KEYS[10]) == batch_id then -- the chat was waiting for this verdict: the wait ends
   released = 1
   redis.call('DEL', KEYS[10])
+  redis.call('ZREM', KEYS[13], user)
   if redis.call('LLEN', KEYS[5]) > 0 then -- a batch sealed meanwhile (never leased while held) goes now
     redis.call('ZADD', KEYS[8], now, user)
   end

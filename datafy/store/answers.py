@@ -85,7 +85,7 @@ class Answers:
     def _verdict(self, user: str, batch_id: str, verdict: str, rest: list[str | int]) -> Verdict:
         k, part = self.keys.user(user), self.keys.indexes_of(user)
         keys = [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed, k.hold,
-                k.pause, self.keys.answer(user, batch_id)]  # fmt: skip
+                k.pause, self.keys.answer(user, batch_id), part.held]  # fmt: skip
         args = [user, compact_json(user), batch_id, verdict, new_batch_id(), int(self.connection.settings.sequence_ttl),
                 *rest]  # fmt: skip
         with redis_errors():
@@ -100,11 +100,13 @@ class Answers:
     def pause(self, user: str, seconds: float) -> int:
         """A person took the chat over for `seconds`: its batches still go out, marked paused. Returns until (ms)."""
         until = self.connection.now_ms() + int(seconds * 1000)  # the Redis clock, as every deadline
+        keys = [self.keys.user(user).pause, self.keys.indexes_of(user).paused]
         with redis_errors():
-            self.connection.client.set(self.keys.user(user).pause, until, pxat=until)
+            self.connection.scripts.run("pause", keys, [user, until])
         return until
 
     def resume(self, user: str) -> bool:
         """The person handed the chat back to the AI; False when it was not paused."""
+        keys = [self.keys.user(user).pause, self.keys.indexes_of(user).paused]
         with redis_errors():
-            return bool(self.connection.client.delete(self.keys.user(user).pause))
+            return bool(self.connection.scripts.run("pause", keys, [user, 0]))

@@ -47,7 +47,12 @@ class Outbox:
         calls: list[ScriptCall] = [
             (
                 "ack",
-                [*self._keys(c.user), self.keys.answer(c.user, c.batch_id), self.keys.user(c.user).hold],
+                [
+                    *self._keys(c.user),
+                    self.keys.answer(c.user, c.batch_id),
+                    self.keys.user(c.user).hold,
+                    self.keys.indexes_of(c.user).held,
+                ],
                 [c.user, c.batch_id, window_ms],
             )
             for c in delivered

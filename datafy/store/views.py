@@ -21,6 +21,8 @@ class Counts:
     retrying: int  # chats whose next batch waits for a retry
     scheduled: int  # chats whose next batch is leased (in flight) or waits for a retry
     dead_letters: int
+    held: int = 0  # chats waiting for the workflow's verdict on their last batch (await_answer)
+    paused: int = 0  # chats a person took over
 
 
 class Views:
@@ -39,7 +41,8 @@ class Views:
                 pipe.zcard(part.due).zcount(part.due, "-inf", now + SOON_MS)
                 pipe.zcard(part.ready).zcount(part.ready, "-inf", now)
                 pipe.zcard(part.retrying).zcard(part.dead)
+                pipe.zcount(part.held, now, "+inf").zcount(part.paused, now, "+inf")
             replies = pipe.execute()
-        sums = [sum(replies[i::6]) for i in range(6)]
-        pending, soon, ready_all, ready_now, retrying, dead = sums
-        return Counts(pending, soon, ready_now, retrying, ready_all - ready_now, dead)
+        sums = [sum(replies[i::8]) for i in range(8)]
+        pending, soon, ready_all, ready_now, retrying, dead, held, paused = sums
+        return Counts(pending, soon, ready_now, retrying, ready_all - ready_now, dead, held, paused)

@@ -178,3 +178,13 @@ def test_a_thousand_verdicts_racing_new_messages_lose_and_duplicate_nothing(stor
         carried = [f"{chat}-a", f"{chat}-b"] if state == "unanswered" else []
         assert batch["messages"][: len(carried)] == carried  # carried first, once
         assert sorted(batch["messages"][len(carried) :]) == sorted(f"{chat}#{n}" for n in range(5))  # each once
+
+
+def test_held_and_paused_chats_are_counted(store: Store) -> None:
+    send(store, "5511", "oi", flush=True, await_ms=5000)
+    deliver(store, "5511")
+    store.answers.pause("5512", 60)
+    counts = store.views.counts()
+    assert (counts.held, counts.paused) == (1, 1)
+    store.answers.resume("5512")
+    assert store.views.counts().paused == 0

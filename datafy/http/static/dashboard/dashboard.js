@@ -130,6 +130,7 @@
     const ms = (value) => (value === null || value === undefined ? "–" : Math.round(value));
     const counters = [
       ["pending", status.chats.pending], ["dueNextMinute", status.chats.due_next_minute],
+      ["held", status.chats.held ?? 0], ["paused", status.chats.paused ?? 0],
       ["ready", status.batches.ready], ["retrying", status.batches.retrying],
       ["inFlight", status.batches.in_flight], ["deadLettersCount", status.dead_letters],
       ["monitorsAlive", status.monitors.alive], ["receiver", t(receiverOpen ? "receiverOpen" : "receiverClosed")],
