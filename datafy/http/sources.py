@@ -90,7 +90,7 @@ def whatsapp() -> Response:
         raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match "
                        "WHATSAPP_APP_SECRET")  # fmt: skip
     try:
-        actions = parse_whatsapp(parse_json_object(raw), settings.group_messages)
+        actions = parse_whatsapp(parse_json_object(raw), settings.group_messages, settings.evolution_from_me)
     except MalformedError as exc:
         raise _malformed(exc) from None
     return _carry_out(actions, query, settings, key)

@@ -17,6 +17,7 @@ from datafy.sources import (
     Append,
     Ignore,
     MalformedError,
+    Pause,
     expect_list,
     expect_object,
     expect_text,
@@ -27,6 +28,7 @@ from datafy.sources import (
 
 SOURCE = "whatsapp"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+ECHOES_FIELD = "smb_message_echoes"  # what the business sent from the WhatsApp Business app (coexistence)
 REPLY_TYPES = ("button_reply", "list_reply", "nfm_reply")  # interactive replies: a tap, or a flow's answers
 SIGNATURE_PREFIX = "sha256="
 
@@ -59,8 +61,10 @@ def signature_matches(raw_body: bytes, header: str | None, app_secret: str) -> b
     return hmac.compare_digest(header[len(SIGNATURE_PREFIX) :].strip().lower().encode(), expected.encode())
 
 
-def parse_whatsapp(body: dict[str, Any], groups: str = "ignore") -> list[Action]:
-    """The actions one Cloud API webhook body asks for, in order; MalformedError names the field that is wrong."""
+def parse_whatsapp(body: dict[str, Any], groups: str = "ignore", from_me: str = "ignore") -> list[Action]:
+    """The actions one Cloud API webhook body asks for, in order; MalformedError names the field that is wrong.
+    With `from_me` "pause" (EVOLUTION_FROM_ME), the echoes of what the business sent from the WhatsApp Business
+    app (field smb_message_echoes, coexistence numbers) pause their chats: a person answered."""
     kind = body.get("object")
     if kind != "whatsapp_business_account":
         return [Ignore(f"object {kind!r} is not whatsapp_business_account")]
@@ -70,6 +74,9 @@ def parse_whatsapp(body: dict[str, Any], groups: str = "ignore") -> list[Action]
         for j, change in enumerate(expect_list(entry.get("changes"), f"entry[{i}].changes")):
             path = f"entry[{i}].changes[{j}]"
             change = expect_object(change, path)
+            if change.get("field") == ECHOES_FIELD and from_me == "pause":
+                actions.extend(_echoes(expect_object(change.get("value"), f"{path}.value"), f"{path}.value"))
+                continue
             if change.get("field") != "messages":
                 actions.append(Ignore(f"field {change.get('field')} is not used"))
                 continue
@@ -94,6 +101,17 @@ def _value(value: dict[str, Any], path: str, groups: str) -> list[Action]:
         message = expect_object(message, at)
         actions.append(_message(message, at, phone_number_id, meta, contacts, groups))
     return actions
+
+
+def _echoes(value: dict[str, Any], path: str) -> list[Action]:
+    """The business wrote to these customers from its own app: pause each chat (a person took over)."""
+    meta = expect_object(value.get("metadata"), f"{path}.metadata")
+    phone_number_id = expect_text(meta.get("phone_number_id"), f"{path}.metadata.phone_number_id")
+    actions: list[Action] = []
+    for k, echo in enumerate(expect_list(value.get("message_echoes"), f"{path}.message_echoes")):
+        echo = expect_object(echo, f"{path}.message_echoes[{k}]")
+        actions.append(Pause(user_id(phone_number_id, expect_text(echo.get("to"), f"{path}.message_echoes[{k}].to"))))
+    return actions or [Ignore("no echoes in this change")]
 
 
 def _message(
