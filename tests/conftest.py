@@ -14,18 +14,7 @@ from datafy.http import create_app
 from datafy.store import Store
 from devtools.receiver import Receiver
 from devtools.redis_server import RedisServer
-
-TEST_ENV = {
-    "WEBHOOK_URL": "http://127.0.0.1:9/unused",
-    "ADMIN_API_KEY": "admin-secret",
-    "INGEST_AUTH": "off",  # the ingest key itself is tested in test_api.py and e2e/test_servers.py
-    "RATE_LIMIT_PER_USER": "0",  # tests send hundreds per chat; the limit is tested on its own in test_api.py
-    "WEBHOOK_TIMEOUT": "2",
-    "DELIVERY_VISIBILITY_TIMEOUT": "5",
-    "WEBHOOK_RETRY_SCHEDULE": "0.2s,0.2s,0.2s",
-    "FLUSH_POLL_INTERVAL": "0.05",
-    "METRICS_PORT": "0",  # tests run many monitors at once; the metrics tests give theirs a free port
-}
+from tests.support.env import TEST_ENV
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from devtools.processes import system
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import PROJECT_ROOT
 from tests.browser.conftest import Browser
-from tests.conftest import TEST_ENV
+from tests.support.env import TEST_ENV
 
 pytestmark = pytest.mark.browser
 

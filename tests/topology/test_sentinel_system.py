@@ -14,8 +14,8 @@ from devtools.processes import system
 from devtools.receiver import Receiver
 from devtools.redis_server import wait_until
 from devtools.sentinel import LocalSentinel
-from tests.conftest import TEST_ENV
-from tests.topology.load import Load
+from tests.support.env import TEST_ENV
+from tests.support.load import Load
 
 pytestmark = pytest.mark.topology
 PASSWORD = "sentinel-secret"  # the data nodes'

@@ -67,13 +67,6 @@ def test_a_catch_up_the_closing_monitor_never_ran_is_run_by_another(store: Store
     assert store.client.hget(store.breaker.key, "catch_up") == "0"  # reported done: no monitor runs a second pass
 
 
-def test_a_failure_after_a_close_does_not_owe_that_close_a_catch_up(store: Store) -> None:
-    store.breaker.record(0, OPEN_AFTER_FAILURES)
-    assert store.breaker.record(1, 0).catch_up_owed
-    store.client.hset(store.breaker.key, "last_success_ms", 0)
-    assert not store.breaker.record(0, OPEN_AFTER_FAILURES).catch_up_owed  # down again: the next close owes one
-
-
 def test_failures_just_after_a_close_do_not_count_toward_the_dead_letter(store: Store) -> None:
     store.breaker.record(0, OPEN_AFTER_FAILURES)
     closed = store.breaker.record(1, 0)
