@@ -22,8 +22,6 @@ from devtools.redis_server import PROJECT_ROOT
 from tests.browser.conftest import Browser
 from tests.support.env import TEST_ENV
 
-pytestmark = pytest.mark.browser
-
 KEY = TEST_ENV["ADMIN_API_KEY"]
 SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "dashboard.png"
 HOSTILE = '<img src=x onerror="document.title=1">'  # a user id is whatever the gateway sent

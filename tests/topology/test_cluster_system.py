@@ -24,8 +24,6 @@ from tests.support.env import TEST_ENV
 from tests.support.load import Load
 from tests.support.recovery import WITHIN_SECONDS, measure_recovery
 
-pytestmark = pytest.mark.topology
-
 
 @pytest.fixture
 def cluster() -> Iterator[LocalCluster]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 
@@ -17,7 +16,6 @@ from devtools.sentinel import LocalSentinel
 from tests.support.env import TEST_ENV
 from tests.support.load import Load
 
-pytestmark = pytest.mark.topology
 PASSWORD = "sentinel-secret"  # the data nodes'
 SENTINEL_PASSWORD = "sentinels-own-secret"  # the sentinels' own: REDIS_SENTINEL_PASSWORD
 

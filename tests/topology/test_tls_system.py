@@ -17,8 +17,6 @@ from devtools.receiver import Receiver
 from devtools.tls import TlsFiles, TlsRedisServer, make_certificates
 from tests.support.env import TEST_ENV
 
-pytestmark = pytest.mark.topology
-
 
 @contextmanager
 def tls_server(certs: TlsFiles, auth_clients: str = "optional") -> Iterator[TlsRedisServer]:
