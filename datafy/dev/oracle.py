@@ -89,9 +89,9 @@ def datafy_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
 
 
 def leftover_keys(client: redis.Redis, prefix: str = "datafy") -> list[str]:
-    """Our keys other than the ones meant to outlive a batch (sequence counters, dedupe windows, rate counters,
-    the receiver's breaker)."""
-    lasting = (":seq:", ":dedupe:", ":rate:", ":receiver:")
+    """Our keys other than the ones meant to outlive a batch (sequence counters, a chat's other ids, dedupe
+    windows, rate counters, the receiver's breaker)."""
+    lasting = (":seq:", ":alias:", ":dedupe:", ":rate:", ":keyrate:", ":receiver:")
     return [k for k in datafy_keys(client, prefix) if not any(part in k for part in lasting)]
 
 
