@@ -1,8 +1,12 @@
-"""Shared fixtures: a real Redis/Valkey process, settings pointing at it, the app, and a real webhook receiver."""
+"""Shared fixtures: a real Redis/Valkey process, settings pointing at it, the app, and a real webhook receiver.
+
+Every test in tests/e2e, tests/topology and tests/browser gets that folder's marker, which says what it costs:
+`-m "not e2e and not topology and not browser"` (./dev test --fast) runs the unit layer alone."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -14,18 +18,23 @@ from datafy.http import create_app
 from datafy.store import Store
 from devtools.receiver import Receiver
 from devtools.redis_server import RedisServer
+from tests.support.env import TEST_ENV
 
-TEST_ENV = {
-    "WEBHOOK_URL": "http://127.0.0.1:9/unused",
-    "ADMIN_API_KEY": "admin-secret",
-    "INGEST_AUTH": "off",  # the ingest key itself is tested in test_api.py and e2e/test_servers.py
-    "RATE_LIMIT_PER_USER": "0",  # tests send hundreds per chat; the limit is tested on its own in test_api.py
-    "WEBHOOK_TIMEOUT": "2",
-    "DELIVERY_VISIBILITY_TIMEOUT": "5",
-    "WEBHOOK_RETRY_SCHEDULE": "0.2s,0.2s,0.2s",
-    "FLUSH_POLL_INTERVAL": "0.05",
-    "METRICS_PORT": "0",  # tests run many monitors at once; the metrics tests give theirs a free port
-}
+TESTS = Path(__file__).parent
+# Every test in one of these folders gets the marker of the same name (registered in pyproject.toml).
+COST_MARKERS = (
+    "e2e",  # real gunicorn and monitor processes
+    "topology",  # a real Redis Cluster, Sentinel or TLS topology
+    "browser",  # the dashboard in a real headless Chromium
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the cost of the folder it lives in, so that no file can forget it."""
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+        if len(parts) > 1 and parts[0] in COST_MARKERS:
+            item.add_marker(parts[0])
 
 
 @pytest.fixture(scope="session")

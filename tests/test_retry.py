@@ -1,4 +1,4 @@
-"""Retry policy: what is retried, the jittered schedule, and Retry-After."""
+"""Retry policy (datafy/retry.py): what is retried, the jittered schedule, Retry-After, and the one backoff."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from email.utils import formatdate
 import pytest
 
 from datafy.config import Settings
-from datafy.retry import MAX_RETRY_AFTER_SECONDS, is_retryable_status, parse_retry_after, retry_delay
+from datafy.retry import MAX_RETRY_AFTER_SECONDS, backoff, is_retryable_status, parse_retry_after, retry_delay
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 
@@ -48,3 +48,15 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(formatdate(now - 60, usegmt=True), now=now) == 0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None and parse_retry_after("") is None
     assert parse_retry_after("\u00b2") is None  # "²" (a latin-1 byte) is a digit to str.isdigit, not a number
+
+
+def test_backoff_doubles_per_failure_up_to_the_cap_with_jitter_in_the_upper_half() -> None:
+    rng = random.Random(11)
+    for failures, bound in [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.6), (6, 2.0), (7, 2.0), (10**6, 2.0)]:
+        waits = [backoff(failures, 0.1, 2.0, rng) for _ in range(300)]
+        assert all(bound / 2 <= wait <= bound for wait in waits), failures  # never at once, never past the cap
+        assert max(waits) > bound * 0.9 and min(waits) < bound * 0.6  # spread: processes that failed together part
+
+
+def test_backoff_before_any_failure_waits_as_after_the_first() -> None:
+    assert all(0.05 <= backoff(failures, 0.1, 2.0) <= 0.1 for failures in (0, -3, 1))

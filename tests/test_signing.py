@@ -12,11 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from datafy.config import Settings
 from datafy.errors import ConfigurationError
 from datafy.signing import Signer
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
-
+from tests.support.signing import new_secret
 
 BODY = '{"user":"5511999","messages":["oi","preço 💸"],"batch_id":"b"}'.encode()
 

@@ -13,6 +13,6 @@ bp = Blueprint("status", __name__)
 
 @bp.get("/api/status")
 def get_status() -> Response:
-    """Counts, monitors, the receiver and the delivery figures; see README, "Monitoring"."""
+    """Counts, monitors, the receiver and the delivery figures; see docs/monitoring.md."""
     require_admin_key(context.settings().admin_api_keys)
     return jsonify(report.gather(context.store(), context.settings().webhook_url))

@@ -20,9 +20,7 @@ from devtools.processes import system
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import PROJECT_ROOT
 from tests.browser.conftest import Browser
-from tests.conftest import TEST_ENV
-
-pytestmark = pytest.mark.browser
+from tests.support.env import TEST_ENV
 
 KEY = TEST_ENV["ADMIN_API_KEY"]
 SCREENSHOT = PROJECT_ROOT / "docs" / "img" / "dashboard.png"

@@ -14,7 +14,7 @@ import requests
 from devtools.oracle import leftover_keys
 from devtools.processes import system
 from devtools.receiver import Receiver
-from tests.conftest import TEST_ENV
+from tests.support.env import TEST_ENV
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
 

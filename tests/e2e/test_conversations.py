@@ -15,9 +15,9 @@ from standardwebhooks.webhooks import Webhook
 from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered
 from devtools.processes import running, start_api, start_monitor, system
 from devtools.receiver import Receiver, Reply
-from tests.conftest import TEST_ENV
-from tests.e2e.test_faults import send_many
-from tests.test_signing import new_secret
+from tests.support.env import TEST_ENV
+from tests.support.load import send_many
+from tests.support.signing import new_secret
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
 

@@ -17,7 +17,7 @@ from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered, w
 from devtools.processes import running, start_api, start_monitor, system, wait_log
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import RedisServer
-from tests.conftest import TEST_ENV
+from tests.support.env import TEST_ENV
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
 

@@ -168,7 +168,9 @@ def test_metrics_need_a_token_when_one_is_set(env: dict[str, str], receiver: Rec
         assert requests.get(url, headers={"Authorization": "Bearer scrape-token"}, timeout=5).status_code == 200
 
 
-def test_a_taken_metrics_port_does_not_stop_deliveries(env: dict[str, str], receiver: Receiver, tmp_path: Path) -> None:
+def test_a_taken_metrics_port_is_logged_and_the_monitor_keeps_running(
+    env: dict[str, str], receiver: Receiver, tmp_path: Path
+) -> None:
     first_port = free_port()
     env.update(WEBHOOK_URL=receiver.url, MONITOR_PROCESSES="1", METRICS_PORT=str(first_port), HOST="127.0.0.1")
     first = start_monitor(env, tmp_path, name="first")

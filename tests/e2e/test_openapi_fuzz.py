@@ -15,7 +15,7 @@ from devtools.contract import Contract
 from devtools.oracle import datafy_keys
 from devtools.processes import running, start_api
 from devtools.redis_server import RedisServer
-from tests.conftest import TEST_ENV
+from tests.support.env import TEST_ENV
 
 EXAMPLES = 150  # per operation: about 45 s in all on two cores
 INGEST_KEY, ADMIN_KEY, APP_SECRET = "ingest-secret", TEST_ENV["ADMIN_API_KEY"], "meta-app-secret"

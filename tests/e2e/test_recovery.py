@@ -12,13 +12,9 @@ import redis
 from datafy.config import Settings
 from datafy.model import IncomingMessage
 from datafy.store import Store
-from datafy.store.breaker import PROBE_EVERY_SECONDS
 from devtools.processes import running, start_monitor
 from devtools.receiver import Receiver, Reply
-from tests.e2e.recovery import measure_recovery
-
-# A probe every PROBE_EVERY_SECONDS, plus a poll and a POST; room for a slow CI machine.
-WITHIN_SECONDS = PROBE_EVERY_SECONDS + 1.5
+from tests.support.recovery import WITHIN_SECONDS, measure_recovery
 
 
 @pytest.mark.parametrize(("containers", "processes"), [(2, 2), (4, 1), (8, 1)], ids=["2x2", "4x1", "8x1"])

@@ -9,11 +9,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
 
 from devtools.processes import PROJECT_ROOT, process_env, running, start_api, system
 from devtools.receiver import Receiver
 from devtools.redis_server import RedisServer
+from tests.support.env import TEST_ENV
 
 CONFIG_ERROR_SECONDS = 20  # gunicorn would otherwise restart failing workers forever
 
@@ -67,6 +69,33 @@ def test_another_partition_count_stops_api_and_monitor_with_one_line(env: dict[s
         [line] = [line for line in result.stderr.splitlines() if "configuration error" in line]
         assert "REDIS_PARTITIONS=32 but this Redis holds 16 partitions" in line and "REDIS_PARTITIONS=16" in line
         assert "Traceback" not in result.stderr
+
+
+ENTRY_POINTS = [["monitor.py"], ["-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"]]
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["monitor", "api"])
+def test_a_redis_address_that_cannot_be_stops_start_up_with_one_line(command: list[str]) -> None:
+    """Regression: REDIS_PORT=70000 and a port that is not a number crashed the monitor with a traceback."""
+    env = {**TEST_ENV, "API_KEY": "ingest-key", "REDIS_PORT": "70000"}
+    result = run_until_exit([sys.executable, *command], env)
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, ["configuration error: REDIS_PORT='70000' must be a number between 1 and 65535"])  # fmt: skip
+    del env["REDIS_PORT"]
+    result = run_until_exit([sys.executable, *command], {**env, "REDIS_URL": "redis://localhost:abc/0"})
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, ["configuration error: REDIS_URL names a port that is not a number between 1 and 65535"])  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["monitor", "api"])
+def test_a_database_the_server_does_not_have_stops_start_up_with_one_line(
+    command: list[str], redis_server: RedisServer
+) -> None:
+    """Regression: a database past the server's `databases` (16) crashed both with a traceback at first contact."""
+    env = {**TEST_ENV, "API_KEY": "ingest-key", "REDIS_URL": redis_server.url.removesuffix("/0") + "/99"}
+    result = run_until_exit([sys.executable, *command], env)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("configuration error: REDIS_DB=99: this Redis has fewer databases")
 
 
 def chunks(data: bytes, size: int = 512) -> Iterator[bytes]:

@@ -17,8 +17,8 @@ from datafy.keys import KeySpace
 from devtools.oracle import datafy_keys, leftover_keys
 from devtools.processes import system
 from devtools.receiver import Receiver
-from tests.conftest import TEST_ENV
-from tests.test_sources_evolution import SHAPES, VERSIONS, encodings, fixture
+from tests.support.env import TEST_ENV
+from tests.support.gateway_bodies import SHAPES, VERSIONS, encodings, fixture
 
 KEY = "e2e-source-key-0123456789"
 APP_SECRET = "meta-app-secret-for-e2e"

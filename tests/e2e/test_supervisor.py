@@ -18,7 +18,7 @@ from datafy.monitor.health import HEARTBEAT_DIR
 from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered
 from devtools.processes import process_env, running, start_api, start_monitor, wait_log
 from devtools.receiver import Receiver, Reply
-from tests.e2e.test_faults import send_many
+from tests.support.load import send_many
 
 
 def alive(pid: int) -> bool:

@@ -11,7 +11,6 @@ from redis.cluster import RedisCluster
 
 from devtools.cluster import LocalCluster
 
-pytestmark = pytest.mark.topology
 PASSWORD = "cluster-secret"  # a password on every node also exercises MIGRATE ... AUTH and masterauth
 
 

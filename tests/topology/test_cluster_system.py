@@ -20,12 +20,9 @@ from devtools.oracle import Ledger, all_acked_delivered, assert_all_delivered, d
 from devtools.processes import PROJECT_ROOT, process_env, running, start_api, start_monitor, system, wait_log
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import wait_until
-from tests.conftest import TEST_ENV
-from tests.e2e.recovery import measure_recovery
-from tests.e2e.test_recovery import WITHIN_SECONDS
-from tests.topology.load import Load
-
-pytestmark = pytest.mark.topology
+from tests.support.env import TEST_ENV
+from tests.support.load import Load
+from tests.support.recovery import WITHIN_SECONDS, measure_recovery
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ import requests
 from devtools.processes import PROJECT_ROOT
 from devtools.redis_server import free_port
 
-pytestmark = pytest.mark.topology
-
 
 @pytest.mark.parametrize("option", [[], ["--cluster"]], ids=["single", "cluster"])
 def test_dev_run_prints_the_batch_of_a_curled_message(option: list[str], tmp_path: Path) -> None:

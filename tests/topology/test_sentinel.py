@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from redis.sentinel import Sentinel
 
 from devtools.sentinel import LocalSentinel
 
-pytestmark = pytest.mark.topology
 PASSWORD = "sentinel-secret"  # the data nodes' password; sentinels need it (auth-pass) to fail them over
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 
@@ -14,10 +13,9 @@ from devtools.processes import system
 from devtools.receiver import Receiver
 from devtools.redis_server import wait_until
 from devtools.sentinel import LocalSentinel
-from tests.conftest import TEST_ENV
-from tests.topology.load import Load
+from tests.support.env import TEST_ENV
+from tests.support.load import Load
 
-pytestmark = pytest.mark.topology
 PASSWORD = "sentinel-secret"  # the data nodes'
 SENTINEL_PASSWORD = "sentinels-own-secret"  # the sentinels' own: REDIS_SENTINEL_PASSWORD
 

@@ -14,8 +14,6 @@ from redis.retry import Retry
 from devtools.redis_server import find_server_binary
 from devtools.tls import TlsFiles, TlsRedisServer, find_tls_server_binary, make_certificates
 
-pytestmark = pytest.mark.topology
-
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:

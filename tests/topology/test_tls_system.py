@@ -15,9 +15,7 @@ from devtools.cluster import LocalCluster
 from devtools.processes import PROJECT_ROOT, process_env, system
 from devtools.receiver import Receiver
 from devtools.tls import TlsFiles, TlsRedisServer, make_certificates
-from tests.conftest import TEST_ENV
-
-pytestmark = pytest.mark.topology
+from tests.support.env import TEST_ENV
 
 
 @contextmanager

@@ -1,12 +1,23 @@
-"""Steady load for failover tests: threads that keep sending until stopped, every answer in a ledger."""
+"""Load through the real API, every answer in a ledger: a burst of messages (send_many), or steady load for
+failover tests (Load: threads that keep sending until stopped)."""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from devtools.oracle import Ledger
+
+
+def send_many(ledger: Ledger, api_url: str, users: int, per_user: int = 1, ttl: float = 1, prefix: str = "u") -> None:
+    """`per_user` messages to each of `users` chats, 16 at a time, recorded in `ledger`."""
+    session = requests.Session()
+    with ThreadPoolExecutor(16) as pool:
+        for i in range(per_user):
+            texts = [(f"{prefix}{u}", f"m{i}") for u in range(users)]
+            list(pool.map(lambda pair: ledger.send(session, api_url, *pair, ttl=ttl), texts))
 
 
 class Load:

@@ -84,14 +84,6 @@ def test_a_probe_catch_up_makes_only_the_oldest_wait_of_each_partition_ready(sto
     assert store.breaker.catch_up() == 2  # the receiver answered: all the others
 
 
-def test_an_attempt_not_counted_leaves_the_attempts_as_they_were(store: Store) -> None:
-    store.buffer.append(IncomingMessage(user="u", message="oi", ttl_ms=1000, flush_reason="request"))
-    [claim] = store.outbox.claim(1, 60)
-    assert store.outbox.retry(claim, 0, 503, "HTTP 503", counted=False)
-    [again] = store.outbox.claim(1, 60)
-    assert again.attempt == claim.attempt == 1
-
-
 def test_a_failed_probe_goes_to_the_back_of_the_catch_up(store: Store) -> None:
     """A batch the receiver always fails must not be the probe every time: the others get their turn (the
     lease took it out of `retrying`, and its failure puts it back with a new start)."""
@@ -129,3 +121,10 @@ def test_the_breaker_starts_with_a_write_that_frees_memory(store: Store) -> None
         assert store.breaker.catch_up() == 0
     finally:
         store.client.config_set("maxmemory", "0")
+
+
+def test_a_failure_after_a_close_does_not_owe_that_close_a_catch_up(store: Store) -> None:
+    store.breaker.record(0, OPEN_AFTER_FAILURES)
+    assert store.breaker.record(1, 0).catch_up_owed
+    store.client.hset(store.breaker.key, "last_success_ms", 0)
+    assert not store.breaker.record(0, OPEN_AFTER_FAILURES).catch_up_owed  # down again: the next close owes one

@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
-import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +14,10 @@ import pytest
 from datafy.sources import Append, Discard, Ignore, MalformedError, Typing
 from datafy.sources.evolution import event_slug, parse_evolution
 from datafy.sources.evolution_payload import stored_size
+from tests.support.gateway_bodies import FIXTURES, SHAPES, VERSIONS, encodings, fixture
 
-FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = ("2.3.6", "2.3.7", "2.4.0-rc2")
-SHAPES = ("image", "sticker", "document", "video", "voice", "location", "contact", "text_reply")
 BRUNO = "evolution:loja:5521998887777@s.whatsapp.net"  # the LID-addressed customer of the versioned fixtures
 ANA = "evolution:loja:5511987654321@s.whatsapp.net"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    """A gateway body as the gateway sends it (the `_source` link dropped)."""
-    body = json.loads((FIXTURES / f"{name}.json").read_text())
-    body.pop("_source")
-    return body
 
 
 def only(body: dict[str, Any], **policies: Any) -> Any:
@@ -39,17 +28,6 @@ def only(body: dict[str, Any], **policies: Any) -> Any:
 def stored(action: Append) -> int:
     """What MAX_MESSAGE_BYTES counts for this message."""
     return stored_size(action.message, {**action.metadata, **action.item_fields})
-
-
-def encodings(value: Any, path: str = "") -> list[str]:
-    """Paths still holding Evolution's wire encodings: byte objects ({"0":..}) or Longs ({low, high, unsigned})."""
-    if isinstance(value, dict):
-        if (value and all(k.isdigit() for k in value)) or value.keys() == {"low", "high", "unsigned"}:
-            return [path]
-        return [found for k, v in value.items() for found in encodings(v, f"{path}.{k}")]
-    if isinstance(value, list):
-        return [found for n, v in enumerate(value) for found in encodings(v, f"{path}[{n}]")]
-    return []
 
 
 def test_the_fixtures_are_what_the_serializer_model_writes() -> None:

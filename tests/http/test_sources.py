@@ -18,8 +18,8 @@ from datafy.config import Settings
 from datafy.http import create_app
 from datafy.store import Store
 from devtools.oracle import datafy_keys
-from tests.test_api import assert_error
-from tests.test_sources_evolution import fixture
+from tests.support.gateway_bodies import fixture
+from tests.support.http import assert_error
 
 KEY = "k3y-for-sources"
 JWT_SECRET = "evolution-jwt-key-" + "0123456789abcdef" * 3  # 64 bytes: HS512 in the test wants as much

@@ -18,7 +18,7 @@ from datafy.http import create_app
 from datafy.store import Store
 from devtools.contract import METHODS, Contract
 from devtools.oracle import datafy_keys
-from tests.test_sources_evolution import fixture
+from tests.support.gateway_bodies import fixture
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 APP_SECRET = "meta-app-secret"

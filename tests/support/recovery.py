@@ -10,9 +10,12 @@ from pathlib import Path
 from datafy.config import Settings
 from datafy.model import IncomingMessage
 from datafy.store import Store
-from datafy.store.breaker import QUIET_SECONDS
+from datafy.store.breaker import PROBE_EVERY_SECONDS, QUIET_SECONDS
 from devtools.processes import running, start_monitor
 from devtools.receiver import Receiver, Reply
+
+# A probe every PROBE_EVERY_SECONDS, plus a poll and a POST; room for a slow CI machine.
+WITHIN_SECONDS = PROBE_EVERY_SECONDS + 1.5
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

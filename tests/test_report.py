@@ -1,4 +1,5 @@
-"""GET /api/status and the status document, in process over the real Redis (real processes: tests/e2e)."""
+"""The status document (datafy/report.py): counts, monitors, the receiver and the delivery figures, as JSON
+(GET /api/status) and as text (python -m datafy status), over the real Redis (real processes: tests/e2e)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,6 @@ from datafy.report import gather, render_text
 from datafy.store import Store
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
-
-
-def test_status_needs_the_admin_key(client: FlaskClient) -> None:
-    assert client.get("/api/status").status_code == 401
-    assert client.get("/api/status", headers={"X-API-Key": "wrong"}).status_code == 401
-    assert client.get("/api/status", headers=ADMIN).status_code == 200
 
 
 def test_status_counts_chats_monitors_and_deliveries(client: FlaskClient, store: Store) -> None:

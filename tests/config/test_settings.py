@@ -1,9 +1,8 @@
-"""Settings: defaults, conversions, and one clear line naming the variable when a value is wrong."""
+"""Settings (datafy/config/__init__.py): defaults, conversions, and one clear line naming the variable when a value
+is wrong (the real entry points refusing to start: e2e/test_servers.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,9 +13,8 @@ from datafy.errors import ConfigurationError
 from datafy.model import IncomingMessage
 from datafy.store import Store
 from datafy.store.servers import enable_expiry_events
-from devtools.processes import PROJECT_ROOT, process_env
 from devtools.redis_server import RedisServer
-from tests.conftest import TEST_ENV
+from tests.support.env import TEST_ENV
 
 
 def test_defaults() -> None:
@@ -154,76 +152,11 @@ def test_every_client_and_the_expired_events_use_the_database_the_url_names(
         redis_client.flushall()
 
 
-def start_until_exit(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a real entry point (the monitor, or gunicorn's api:app) until it exits by itself."""
-    return subprocess.run(
-        [sys.executable, *command], cwd=PROJECT_ROOT, env=process_env(env), capture_output=True, text=True, timeout=30
-    )
-
-
-ENTRY_POINTS = [["monitor.py"], ["-m", "gunicorn", "api:app", "--bind", "127.0.0.1:0"]]
-
-
-@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["monitor", "api"])
-def test_a_redis_address_that_cannot_be_stops_start_up_with_one_line(command: list[str]) -> None:
-    """Regression: REDIS_PORT=70000 and a port that is not a number crashed the monitor with a traceback."""
-    env = {**TEST_ENV, "API_KEY": "ingest-key", "REDIS_PORT": "70000"}
-    result = start_until_exit(command, env)
-    assert (result.returncode, result.stderr.splitlines()) == (
-        2, ["configuration error: REDIS_PORT='70000' must be a number between 1 and 65535"])  # fmt: skip
-    del env["REDIS_PORT"]
-    result = start_until_exit(command, {**env, "REDIS_URL": "redis://localhost:abc/0"})
-    assert (result.returncode, result.stderr.splitlines()) == (
-        2, ["configuration error: REDIS_URL names a port that is not a number between 1 and 65535"])  # fmt: skip
-
-
-@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["monitor", "api"])
-def test_a_database_the_server_does_not_have_stops_start_up_with_one_line(
-    command: list[str], redis_server: RedisServer
-) -> None:
-    """Regression: a database past the server's `databases` (16) crashed both with a traceback at first contact."""
-    env = {**TEST_ENV, "API_KEY": "ingest-key", "REDIS_URL": redis_server.url.removesuffix("/0") + "/99"}
-    result = start_until_exit(command, env)
-    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("configuration error: REDIS_DB=99: this Redis has fewer databases")
-
-
 def test_a_lease_must_outlive_the_whole_post() -> None:
     """Regression: 16 vs 15 was accepted, yet a lease must cover connect + WEBHOOK_TIMEOUT + the time to start."""
     with pytest.raises(ConfigurationError, match=r"at least WEBHOOK_TIMEOUT \(15\) \+ 3"):
         Settings.from_env({"DELIVERY_VISIBILITY_TIMEOUT": "16", "WEBHOOK_TIMEOUT": "15"})
     assert Settings.from_env({"DELIVERY_VISIBILITY_TIMEOUT": "18", "WEBHOOK_TIMEOUT": "15"})
-
-
-def test_sentinels_tls_replicated_acks_and_partitions(tmp_path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("x")
-    s = Settings.from_env({"REDIS_SENTINELS": "s1:26379, [::1]:26380", "REDIS_SENTINEL_MASTER": "bots"})
-    assert s.redis.sentinels == (("s1", 26379), ("::1", 26380)) and s.redis.sentinel_master == "bots"
-    s = Settings.from_env({"REDIS_HOST": "r", "REDIS_TLS_CA_FILE": str(ca), "REDIS_PARTITIONS": "64"})
-    assert s.redis_url == "rediss://r:6379/0" and s.redis.partitions == 64
-    assert s.redis.tls_arguments() == {"ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": str(ca)}
-    insecure = Settings.from_env({"REDIS_URL": "rediss://r:6379", "REDIS_TLS_INSECURE": "true"}).redis
-    assert insecure.tls_arguments()["ssl_cert_reqs"] == "none"
-    s = Settings.from_env({"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "250"})
-    assert (s.redis.wait_replicas, s.redis.wait_timeout_ms) == (1, 250) and Settings().redis.partitions == 16
-
-
-@pytest.mark.parametrize(
-    ("env", "named"),
-    [
-        ({"REDIS_SENTINELS": "nohost"}, "REDIS_SENTINELS"),
-        ({"REDIS_SENTINELS": "h:99999"}, "REDIS_SENTINELS"),
-        ({"REDIS_TLS_CA_FILE": "/no/such/ca.pem"}, "REDIS_TLS_CA_FILE"),
-        ({"REDIS_URL": "redis://r:6379", "REDIS_TLS_INSECURE": "true"}, "rediss://"),
-        ({"REDIS_TLS_CERT_FILE": __file__, "REDIS_URL": "rediss://r"}, "REDIS_TLS_KEY_FILE"),
-        ({"REDIS_PARTITIONS": "0"}, "REDIS_PARTITIONS"),
-        ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS"),
-    ],
-)
-def test_bad_redis_topology_settings_name_the_variable(env: dict[str, str], named: str) -> None:
-    with pytest.raises(ConfigurationError, match=named):
-        Settings.from_env(env)
 
 
 def test_source_settings_default_off_and_bad_values_name_the_variable() -> None:

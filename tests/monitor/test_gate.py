@@ -1,13 +1,17 @@
-"""The receiver gate of one monitor process over the shared breaker in a real Redis: probe turns are used or
-handed back, answers reach the other monitors, and the catch-up after a close is never lost."""
+"""The receiver gate of one monitor process (datafy/monitor/gate.py) over the shared breaker in a real Redis: how
+many batches may go out, probe turns used or handed back, Retry-After pauses, answers reaching the other
+monitors, and the catch-up after a close never lost."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
+
 from datafy.model import Claim, IncomingMessage
 from datafy.monitor.gate import ReceiverGate
-from datafy.monitor.sender import Sent
+from datafy.monitor.sender import EXPIRED, Sent
+from datafy.retry import MAX_RETRY_AFTER_SECONDS
 from datafy.store import Store
 from datafy.store.breaker import OPEN_AFTER_FAILURES, PROBE_EVERY_SECONDS
 from datafy.webhook import DeliveryResult
@@ -67,13 +71,6 @@ def test_a_catch_up_the_closing_monitor_never_ran_is_run_by_another(store: Store
     assert store.client.hget(store.breaker.key, "catch_up") == "0"  # reported done: no monitor runs a second pass
 
 
-def test_a_failure_after_a_close_does_not_owe_that_close_a_catch_up(store: Store) -> None:
-    store.breaker.record(0, OPEN_AFTER_FAILURES)
-    assert store.breaker.record(1, 0).catch_up_owed
-    store.client.hset(store.breaker.key, "last_success_ms", 0)
-    assert not store.breaker.record(0, OPEN_AFTER_FAILURES).catch_up_owed  # down again: the next close owes one
-
-
 def test_failures_just_after_a_close_do_not_count_toward_the_dead_letter(store: Store) -> None:
     store.breaker.record(0, OPEN_AFTER_FAILURES)
     closed = store.breaker.record(1, 0)
@@ -81,3 +78,68 @@ def test_failures_just_after_a_close_do_not_count_toward_the_dead_letter(store: 
     store.client.hset(store.breaker.key, "closed_ms", closed.now_ms - 5001)
     assert store.breaker.record(0, 1).counts_attempts
     assert ReceiverGate(store.breaker).settle([], claiming=True).counts_attempts  # a receiver never down counts
+
+
+def test_closed_every_free_slot_may_take_a_batch(store: Store) -> None:
+    gate = ReceiverGate(store.breaker)
+    assert not gate.settle([sent(OK)], claiming=True).open
+    assert gate.allowance(4) == (4, False)
+    assert gate.allowance(4) == (4, False)  # no turn to use up while the receiver answers
+    assert gate.allowance(0) == (0, False)
+
+
+def test_open_nothing_goes_out_until_the_probe_turn_and_then_only_one(store: Store) -> None:
+    store.breaker.record(0, OPEN_AFTER_FAILURES)  # open; its first probe comes a little later
+    gate = ReceiverGate(store.breaker)
+    state = gate.settle([], claiming=True)
+    assert state.open and not state.probe_granted
+    assert gate.allowance(4) == (0, False)
+    store.client.hset(store.breaker.key, "probe_at_ms", state.now_ms)  # the wait passed
+    gate = ReceiverGate(store.breaker)  # a monitor at its next sync (a new gate syncs at once)
+    assert gate.settle([], claiming=True).probe_granted
+    assert gate.allowance(0) == (0, False)  # no free slot: the turn waits for one ...
+    assert gate.allowance(4) == (1, True)  # ... and then goes out once
+    assert gate.allowance(4) == (0, False)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [DeliveryResult(False, None, EXPIRED, False, None, 0.0),
+     DeliveryResult(False, None, "internal error: JSONDecodeError", True, None, 0.0)],
+    ids=["expired", "our-bug"],
+)  # fmt: skip
+def test_a_probe_that_tells_nothing_of_the_receiver_frees_the_turn_at_once(
+    store: Store, result: DeliveryResult
+) -> None:
+    """An expired batch (dead-lettered unposted) or one we could not build used the probe turn: the next probe
+    may go now, not after a whole POST's hold."""
+    open_with_probe_due(store)
+    gate = ReceiverGate(store.breaker)
+    assert gate.settle([], claiming=True).probe_granted
+    assert gate.allowance(4) == (1, True)
+    assert gate.settle([sent(result)], claiming=True).probe_granted
+    assert gate.allowance(4) == (1, True)
+
+
+def test_a_probe_the_receiver_failed_brings_no_turn_back_at_once(store: Store) -> None:
+    open_with_probe_due(store)
+    gate = ReceiverGate(store.breaker)
+    assert gate.settle([], claiming=True).probe_granted
+    assert gate.allowance(4) == (1, True)
+    state = gate.settle([sent(DOWN)], claiming=True)
+    assert state.open and not state.probe_granted and gate.allowance(4) == (0, False)
+    assert 0 < state.paused_until_ms - state.now_ms <= PROBE_EVERY_SECONDS * 1000
+
+
+def test_retry_after_on_a_429_or_503_pauses_the_receiver_at_most_for_the_cap(store: Store) -> None:
+    gate = ReceiverGate(store.breaker)
+    asked = DeliveryResult(False, 503, "HTTP 503", True, 10.0**9, 5.0)  # "come back in 30 years"
+    state = gate.settle([sent(asked)], claiming=True)
+    assert state.open and gate.allowance(4) == (0, False)  # one answer is enough: the receiver asked
+    assert 0 < state.paused_until_ms - state.now_ms <= MAX_RETRY_AFTER_SECONDS * 1000
+
+
+def test_retry_after_on_another_status_pauses_nothing(store: Store) -> None:
+    gate = ReceiverGate(store.breaker)
+    state = gate.settle([sent(DeliveryResult(False, 500, "HTTP 500", True, 60.0, 5.0))], claiming=True)
+    assert not state.open and state.failures == 1 and gate.allowance(4) == (4, False)

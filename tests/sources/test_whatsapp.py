@@ -10,7 +10,7 @@ import pytest
 
 from datafy.sources import Append, Ignore, MalformedError
 from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, signature_matches
-from tests.test_sources_evolution import fixture
+from tests.support.gateway_bodies import fixture
 
 
 def test_two_messages_in_one_body_are_two_buffers_for_one_chat() -> None:
