@@ -15,7 +15,7 @@ import requests
 from devtools.processes import running, start_api, start_monitor, system
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import RedisServer
-from tests.e2e.test_faults import wait_for_aof_written
+from tests.support.persistence import wait_for_aof_written
 
 
 def post(api: str, user: str, text: str, ttl: float = 1) -> None:

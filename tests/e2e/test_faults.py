@@ -18,6 +18,7 @@ from devtools.processes import running, start_api, start_monitor, system, wait_l
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import RedisServer
 from tests.support.env import TEST_ENV
+from tests.support.persistence import wait_for_aof_written
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
 
@@ -44,18 +45,6 @@ def send_many(ledger: Ledger, api_url: str, users: int, per_user: int = 1, ttl: 
         for i in range(per_user):
             texts = [(f"{prefix}{u}", f"m{i}") for u in range(users)]
             list(pool.map(lambda pair: ledger.send(session, api_url, *pair, ttl=ttl), texts))
-
-
-def wait_for_aof_written(client: redis.Redis) -> None:
-    """Until the append-only file holds every write: a kill -9 loses nothing the OS has (with appendfsync
-    everysec, Redis may hold its write back for up to 2 s while an earlier fsync runs on a slow disk)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        info = client.info("persistence")
-        if not info.get("aof_buffer_length") and not info.get("aof_pending_bio_fsync"):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the append-only file was not written in 10 s: {info}")
 
 
 def test_monitor_killed_while_1000_timers_expire_then_restarted(

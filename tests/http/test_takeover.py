@@ -14,7 +14,7 @@ from datafy.config import Settings
 from datafy.http import create_app
 from datafy.payload import webhook_body
 from datafy.store import Store
-from tests.test_sources_evolution import fixture
+from tests.support.gateway_bodies import fixture
 
 SECRET = "meta-app-secret"
 
