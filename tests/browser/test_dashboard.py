@@ -97,6 +97,9 @@ def test_flush_and_replay_from_the_dashboard_reach_the_receiver(
     for n in range(6):  # some traffic for the charts
         send(api_url, f"55119000001{n:02d}", "obrigado!", ttl=0.05 * (n + 1))
     assert receiver.wait_for(lambda r: len(r.delivered) == 6, timeout=10)
+    pause = requests.post(f"{api_url}/api/chats/5511900000007/pause", json={"for": "1h"},
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=5)  # fmt: skip
+    assert pause.status_code == 200  # a person took a chat over: the board counts it
 
     driver = open_browser("pt-BR")
     log_in(driver, api_url, KEY)
@@ -122,6 +125,7 @@ def test_flush_and_replay_from_the_dashboard_reach_the_receiver(
         counter = lambda name: driver.find_element(By.CSS_SELECTOR, f'[data-counter="{name}"] .value').text  # noqa: E731
         wait(driver).until(lambda d: counter("pending") == "2" and counter("delivered15") == "6")
         assert counter("deadLettersCount") == "1" and int(counter("monitorsAlive")) >= 1
+        assert (counter("paused"), counter("held")) == ("1", "0")
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-deliveries rect.bar")
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-lag circle.p99")
         assert driver.find_elements(By.CSS_SELECTOR, "#monitors-body td")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import quote
 
 from flask.testing import FlaskClient
 
+from datafy.config import Settings
+from datafy.http import create_app
 from datafy.store import Store
 
 
@@ -63,3 +66,15 @@ def test_await_answer_must_be_a_boolean(client: FlaskClient) -> None:
     assert reply.status_code == 400 and reply.get_json()["error"]["field"] == "await_answer"
     reply = client.post("/api/message", json={"user": "5511", "message": "oi", "answer_timeout": -1})
     assert reply.status_code == 400 and reply.get_json()["error"]["field"] == "answer_timeout"
+
+
+def test_the_answer_routes_take_the_ingest_key_or_an_admin_key(settings: Settings, store: Store) -> None:
+    client = create_app(replace(settings, ingest_auth=True, api_keys=("ingest",)), store).test_client()
+    batch = "0123456789abcdef0123456789abcdef"
+    for method, path in (("get", f"/api/chats/5511/batches/{batch}"), ("post", "/api/chats/5511/resume"),
+                         ("post", f"/api/chats/5511/batches/{batch}/answered")):  # fmt: skip
+        reply = getattr(client, method)(path)
+        assert reply.status_code == 401 and reply.get_json()["error"]["code"] == "unauthorized", path
+    assert client.get(f"/api/chats/5511/batches/{batch}", headers={"X-API-Key": "ingest"}).status_code == 404
+    admin = {"Authorization": f"Bearer {settings.admin_api_keys[0]}"}
+    assert client.post("/api/chats/5511/resume", headers=admin).status_code == 200
