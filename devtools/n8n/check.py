@@ -26,8 +26,8 @@ from typing import Any
 
 import requests
 
-from datafy.dev.processes import Proc, running, start_api, start_monitor
-from datafy.dev.redis_server import RedisServer
+from devtools.processes import Proc, running, start_api, start_monitor
+from devtools.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 MAIN_WORKFLOW = "DatafyVerify0001"  # workflow.json: answers 200 or 401
