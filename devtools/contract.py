@@ -25,7 +25,9 @@ class Contract:
     _validators: dict[str, jsonschema_rs.Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        templates = sorted(self.doc["paths"], key=lambda t: (t.count("{"), -len(t)))  # literal paths win
+        # As Flask's router: the template with more literal text wins ("/api/chats/{user}/batches/{batch_id}"
+        # over "/api/chats/{user}", whose chat id could hold the rest).
+        templates = sorted(self.doc["paths"], key=lambda t: (-len(re.sub(r"\{\w+\}", "", t)), t.count("{")))
         self._patterns = [(t, re.compile("^" + re.sub(r"\{(\w+)\}", _param_regex, t) + "$")) for t in templates]
 
     def template(self, method: str, path: str) -> str | None:

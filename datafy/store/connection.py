@@ -4,7 +4,9 @@ the partition count check, and the server's health and clock. Scripts run throug
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from contextlib import suppress
 
 import redis
@@ -12,13 +14,16 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from datafy.config import Settings
-from datafy.errors import ConfigurationError
+from datafy.errors import ConfigurationError, StoreUnavailableError
 from datafy.keys import KeySpace
 from datafy.store.errors import redis_errors
 from datafy.store.scripts import Scripts
 from datafy.store.topology import SINGLE, Client, open_client, primaries
 
 log = logging.getLogger(__name__)
+
+MEMORY_TIGHT = 0.9  # of maxmemory: past it, delivered batches are not kept for the answer window
+MEMORY_CHECK_SECONDS = 1.0
 
 
 class Connection:
@@ -32,6 +37,7 @@ class Connection:
         self.mode = SINGLE
         self._lock = threading.Lock()
         self.scripts = Scripts(self)
+        self._memory_checked, self._memory_tight = -math.inf, False
         if client is not None:
             self._check_partitions(client)
 
@@ -102,6 +108,21 @@ class Connection:
         with redis_errors():
             seconds, micros = self.client.time()
         return seconds * 1000 + micros // 1000
+
+    def memory_tight(self) -> bool:
+        """Whether a Redis server is within 10% of its maxmemory (asked at most once a second): then nothing
+        optional is kept (delivered batches for the answer window), so memory drains as it did without them."""
+        now = time.monotonic()
+        if now - self._memory_checked >= MEMORY_CHECK_SECONDS:
+            self._memory_checked = now
+            try:
+                infos = [server.info("memory") for server in self.primaries()]
+            except StoreUnavailableError:
+                return self._memory_tight  # the caller's own call will say what is wrong
+            self._memory_tight = any(
+                info.get("maxmemory") and info["used_memory"] >= MEMORY_TIGHT * info["maxmemory"] for info in infos
+            )
+        return self._memory_tight
 
     def primaries(self) -> list[redis.Redis]:
         """A plain client for each primary (one outside a Cluster), for per-server checks and settings."""

@@ -43,7 +43,9 @@ class Outbox:
         partition to poll to how overdue its batches must be (ms); None: all, on time."""
         parts = self.keys.polled(partitions) if limit > 0 else []
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
-        window_ms = int(self.connection.settings.answer_window * 1000)
+        # Near maxmemory nothing optional is kept, so that delivering frees memory and the API recovers by itself.
+        kept = delivered and not self.connection.memory_tight()
+        window_ms = int(self.connection.settings.answer_window * 1000) if kept else 0
         calls: list[ScriptCall] = [
             (
                 "ack",

@@ -94,7 +94,7 @@ def test_status_and_metrics_add_up_over_workers_and_processes(
             delivered_posts = body["deliveries"]["last_15_minutes"]["delivered"]
             # Each 2xx answer counts, a redelivery too: between the batches and every POST the receiver read.
             assert USERS <= delivered_posts <= len(receiver.received)
-            assert body["chats"] == {"pending": 2, "due_next_minute": 1}
+            assert body["chats"] == {"pending": 2, "due_next_minute": 1, "held": 0, "paused": 0}
             assert body["dead_letters"] == 1 and body["batches"]["ready"] == 0
             assert body["monitors"]["alive"] == 2
             assert sorted(p["pid"] for p in body["monitors"]["processes"]) == sorted(monitor.children())

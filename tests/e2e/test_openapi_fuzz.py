@@ -36,6 +36,14 @@ CHECKS = {
     "use_after_free": {"enabled": False},
     "ensure_resource_availability": {"enabled": False},
 }
+UNDER_A_CHAT = (
+    "/api/chats/{user}/flush",
+    "/api/chats/{user}/pause",
+    "/api/chats/{user}/resume",
+    "/api/chats/{user}/batches/{batch_id}",
+    "/api/chats/{user}/batches/{batch_id}/answered",
+    "/api/chats/{user}/batches/{batch_id}/unanswered",
+)
 config = SchemathesisConfig.from_dict(
     {
         "seed": 13,
@@ -44,8 +52,10 @@ config = SchemathesisConfig.from_dict(
         "phases": {"stateful": {"enabled": False}},
         "checks": CHECKS,
         "operations": [
-            # OPTIONS /api/chats/x/flush truly allows GET and DELETE too: they address the chat "x/flush".
-            {"include-path": "/api/chats/{user}/flush", "checks": {"allow_header_conformance": {"enabled": False}}}
+            # OPTIONS /api/chats/x/flush truly allows GET and DELETE too: they address the chat "x/flush" (and so
+            # for every route under a chat).
+            {"include-path": path, "checks": {"allow_header_conformance": {"enabled": False}}}
+            for path in UNDER_A_CHAT
         ],
     }
 )
