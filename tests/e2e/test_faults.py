@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from devtools.processes import running, start_api, start_monitor, system, wait_l
 from devtools.receiver import Receiver, Reply
 from devtools.redis_server import RedisServer
 from tests.support.env import TEST_ENV
+from tests.support.load import send_many
 from tests.support.persistence import wait_for_aof_written
 
 ADMIN = {"Authorization": f"Bearer {TEST_ENV['ADMIN_API_KEY']}"}
@@ -37,14 +37,6 @@ def failing(receiver: Receiver, failure: Reply) -> threading.Event:
     active.set()
     receiver.behaviour = lambda batch, nth: failure if active.is_set() else Reply()
     return active
-
-
-def send_many(ledger: Ledger, api_url: str, users: int, per_user: int = 1, ttl: float = 1, prefix: str = "u") -> None:
-    session = requests.Session()
-    with ThreadPoolExecutor(16) as pool:
-        for i in range(per_user):
-            texts = [(f"{prefix}{u}", f"m{i}") for u in range(users)]
-            list(pool.map(lambda pair: ledger.send(session, api_url, *pair, ttl=ttl), texts))
 
 
 def test_monitor_killed_while_1000_timers_expire_then_restarted(
