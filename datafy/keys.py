@@ -32,12 +32,19 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:partitions             string  REDIS_PARTITIONS, fixed at first start
     {prefix}:{{monitors}}           zset    monitor process id -> its last beat ms (members expire by score)
     {prefix}:{{monitors}}:{id}      hash    one monitor process: host, pid, version, started, in flight (expires)
+    {prefix}:{{p}}:routed:{route}   zset    chat -> ms its batch opened: a route's chats pending in this partition
+                                    (for the route's max_pending_chats; cleaned lazily when near the cap)
+    {prefix}:{{routes}}:rows        hash    route name -> the route (JSON; a deleted one stays, marked)
+    {prefix}:{{routes}}:keys        hash    hash of an API key -> "<ingest|admin> <route name>"
+    {prefix}:{{routes}}:match       hash    "<evolution_instance|whatsapp_phone_number_id>:<value>" -> route name
+    {prefix}:{{routes}}:version     string  bumped by every change to the routes (processes reload on a change)
     {prefix}:{{stats}}:{minute}     hash    deliveries, retries, dead letters and the arrival-lag histogram of one
                                     minute (minute: unix seconds of its start; expires after 16 minutes)
 
-`p` is crc32(user) % REDIS_PARTITIONS (16 unless set). The user id is kept verbatim after the last fixed
-segment: the hash tag is the first `{...}` in the key, so braces or colons in a user id can neither move nor
-collide keys.
+`user` is the chat id (datafy/routes/chats.py): the user id itself for the route `default`, qualified by the
+route for any other. `p` is crc32(user) % REDIS_PARTITIONS (16 unless set). The user id is kept verbatim after
+the last fixed segment: the hash tag is the first `{...}` in the key, so braces or colons in a user id can
+neither move nor collide keys.
 """
 
 from __future__ import annotations
@@ -85,6 +92,16 @@ class PartitionKeys:
     paused: str
     dead: str
     dead_data: str
+
+
+@dataclass(frozen=True)
+class RouteKeys:
+    """The route table, on one slot."""
+
+    rows: str
+    keys: str
+    match: str
+    version: str
 
 
 class KeySpace:
@@ -152,6 +169,15 @@ class KeySpace:
     def indexes_of(self, user: str) -> PartitionKeys:
         """The indexes of the partition `user` lives in."""
         return self.partition(self.partition_of(user))
+
+    def routed(self, user: str, route: str) -> str:
+        """The chats of `route` pending in `user`'s partition."""
+        return f"{self._base(self.partition_of(user))}:routed:{route}"
+
+    def routes(self) -> RouteKeys:
+        """The route table."""
+        base = f"{self.prefix}:{{routes}}"
+        return RouteKeys(rows=f"{base}:rows", keys=f"{base}:keys", match=f"{base}:match", version=f"{base}:version")
 
     def dead_trim_lock(self) -> str:
         """The lock that lets one monitor at a time trim the dead letters."""

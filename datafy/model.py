@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from datafy.routes.chats import DEFAULT_ROUTE, chat_id
+
 # Request fields with a meaning of their own: everything else a client sends is metadata.
 CONTROL_FIELDS = frozenset(
     {"user", "message", "ttl", "max_wait", "max_messages", "flush", "message_id", "await_answer", "answer_timeout"}
@@ -47,6 +49,12 @@ class IncomingMessage:
     # What an object message adds to the batch's `text` (a media caption); strings always add themselves.
     text: str | None = None
     await_ms: int = 0  # await_answer: once delivered, the chat's next batch waits this long for the verdict
+    route: str = DEFAULT_ROUTE  # the route whose key sent it: the same user under two routes is two chats
+
+    @property
+    def chat(self) -> str:
+        """The chat this message belongs to (datafy/routes/chats.py)."""
+        return chat_id(self.route, self.user)
 
     def item_json(self) -> str:
         """The stored form of this message: its text, its id and its own extra fields."""

@@ -8,16 +8,17 @@ from typing import Any
 from urllib.parse import quote
 
 from datafy.model import iso_from_ms
+from datafy.routes.chats import DEFAULT_ROUTE
 
 
-def webhook_body(record_json: str, public_url: str = "") -> dict[str, Any]:
+def webhook_body(record_json: str, public_url: str = "", route: str = DEFAULT_ROUTE) -> dict[str, Any]:
     """The webhook payload of a sealed batch: the original format plus the added fields."""
-    return webhook_body_of(json.loads(record_json), public_url)
+    return webhook_body_of(json.loads(record_json), public_url, route)
 
 
-def webhook_body_of(record: dict[str, Any], public_url: str = "") -> dict[str, Any]:
+def webhook_body_of(record: dict[str, Any], public_url: str = "", route: str = DEFAULT_ROUTE) -> dict[str, Any]:
     """The webhook payload of a sealed batch's decoded record; with `public_url` (PUBLIC_URL), the links a
-    workflow calls to check and answer it."""
+    workflow calls to check and answer it. A batch of a route other than `default` carries its name."""
     items = [_item_out(received_ms, item) for received_ms, item in record["items"]]
     messages = [item["message"] for item in items]
     texts = [
@@ -40,6 +41,8 @@ def webhook_body_of(record: dict[str, Any], public_url: str = "") -> dict[str, A
         **({"carried_over": record["carried_over"]} if "carried_over" in record else {}),
         "items": items,
     }
+    if route != DEFAULT_ROUTE:
+        body["route"] = route
     if "paused_until_ms" in record:
         body.update(paused=True, paused_until=iso_from_ms(record["paused_until_ms"]))
     if public_url:

@@ -45,27 +45,33 @@ class WebhookClient:
         self.signer = signer
         # `total` bounds the whole POST, trickled replies included, so a lease always outlives its attempt.
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT_SECONDS, timeout))
-        # Proxy settings are read from the environment once, not on every POST.
-        self.proxy = _proxy_for(url)
+        # Proxy settings are read from the environment once per URL, not on every POST.
+        self.proxies: dict[str, str | None] = {url: _proxy_for(url)}
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=30),
             headers={"User-Agent": f"redis-datafy/{__version__}", "Content-Type": "application/json"},
             trust_env=False,
         )
 
-    async def send_batch(self, body: bytes, batch_id: str, within: float | None = None) -> DeliveryResult:
+    async def send_batch(
+        self, body: bytes, batch_id: str, within: float | None = None, to: tuple[str, Signer | None] | None = None
+    ) -> DeliveryResult:
         """POST one batch; the batch id doubles as an idempotency key for receivers that dedupe. `within`
-        (seconds) shortens the bound on this POST below WEBHOOK_TIMEOUT: what is left of its lease."""
+        (seconds) shortens the bound on this POST below WEBHOOK_TIMEOUT: what is left of its lease. `to`: the
+        (URL, signer) of a route other than the one this client was made for."""
+        url, signer = to or (self.url, self.signer)
+        if url not in self.proxies:
+            self.proxies[url] = _proxy_for(url)
         started = time.perf_counter()
         timeout = self.timeout
         if within is not None and timeout.total is not None and within < timeout.total:
             timeout = aiohttp.ClientTimeout(total=within, sock_connect=min(CONNECT_TIMEOUT_SECONDS, within))
         headers = {"X-Batch-Id": batch_id, "Idempotency-Key": batch_id}
-        if self.signer is not None:  # signed per attempt: same webhook-id, this attempt's timestamp
-            headers.update(self.signer.headers(batch_id, body))
+        if signer is not None:  # signed per attempt: same webhook-id, this attempt's timestamp
+            headers.update(signer.headers(batch_id, body))
         try:
             async with self.session.post(
-                self.url, data=body, headers=headers, timeout=timeout, allow_redirects=False, proxy=self.proxy
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False, proxy=self.proxies[url]
             ) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After")
                 await _discard_reply(response)

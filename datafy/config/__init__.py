@@ -115,7 +115,7 @@ class Settings:
         if redis.wants_tls and not redis_url.startswith("rediss://"):
             raise ConfigurationError("REDIS_TLS_* is set but REDIS_URL is not rediss://: use rediss:// for TLS")
         webhook_url = env.get("WEBHOOK_URL", "").strip()
-        if webhook_url and not _is_http_url(webhook_url):
+        if webhook_url and not is_http_url(webhook_url):
             raise ConfigurationError("WEBHOOK_URL must be an http:// or https:// URL with a host (and a valid port)")
         prefix = env.get("REDIS_PREFIX", "datafy").strip()
         if not prefix or any(ch in prefix for ch in "{}: "):
@@ -210,12 +210,12 @@ class Settings:
 def _public_url(text: str) -> str:
     """The API's public address, without a trailing slash: an http(s) URL with a host, nothing after the path."""
     url = text.rstrip("/")
-    if not _is_http_url(url) or urlsplit(url).query or urlsplit(url).fragment:
+    if not is_http_url(url) or urlsplit(url).query or urlsplit(url).fragment:
         raise ValueError("must be an http:// or https:// URL with a host, like https://datafy.example.com")
     return url
 
 
-def _is_http_url(url: str) -> bool:
+def is_http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  # raises ValueError for a port that is not a number in 0-65535

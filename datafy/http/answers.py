@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from datafy.config.env import parse_duration
 from datafy.errors import ApiError
 from datafy.http import context
-from datafy.http.auth import require_key
+from datafy.http.auth import answer_access
 from datafy.http.validation import read_json_object
 from datafy.metrics import instruments
 from datafy.model import iso_from_ms
@@ -25,10 +25,10 @@ MAX_PAUSE_SECONDS = 7 * 86400
 
 @bp.before_request
 def _check_key() -> None:
-    """As open as ingest: the ingest key (or an admin key) unless INGEST_AUTH=off."""
+    """As open as ingest: the ingest key (or an admin key) unless INGEST_AUTH=off. A route's keys reach its own
+    chats only: another route's chat is, for them, a chat that does not exist."""
     settings = context.settings()
-    if settings.ingest_auth:
-        require_key(settings.api_keys + settings.admin_api_keys)
+    g.access = answer_access(settings, context.routes())
     if "/batches/" in request.path and not settings.answer_window:
         raise ApiError(404, "answer_window_off", "the answer routes are off: ANSWER_WINDOW is 0")
 
@@ -36,7 +36,7 @@ def _check_key() -> None:
 @bp.get("/api/chats/<chat:user>/batches/<batch_id>")
 def batch_state(user: str, batch_id: str) -> Response:
     """The answer guard: call it right before sending a reply; if `newer` is true, drop the reply."""
-    state = context.store().answers.state(user, batch_id)
+    state = context.store().answers.state(g.access.chat(user), batch_id)
     if state is None:
         raise _unknown(user, batch_id)
     return jsonify({"success": True, "user": user, "batch_id": batch_id, "sequence": state.sequence,
@@ -47,7 +47,7 @@ def batch_state(user: str, batch_id: str) -> Response:
 @bp.post("/api/chats/<chat:user>/batches/<batch_id>/answered")
 def answered(user: str, batch_id: str) -> Response:
     """The workflow answered this batch."""
-    verdict = context.store().answers.answered(user, batch_id)
+    verdict = context.store().answers.answered(g.access.chat(user), batch_id)
     _check(verdict, user, batch_id, "answered")
     _log_verdict(verdict, user, batch_id)
     return jsonify({"success": True, "user": user, "batch_id": batch_id, "state": "answered"})
@@ -56,7 +56,7 @@ def answered(user: str, batch_id: str) -> Response:
 @bp.post("/api/chats/<chat:user>/batches/<batch_id>/unanswered")
 def unanswered(user: str, batch_id: str) -> Response:
     """The workflow did not answer: the batch's messages go back to the front of the chat's buffer."""
-    verdict = context.store().answers.unanswered(user, batch_id)
+    verdict = context.store().answers.unanswered(g.access.chat(user), batch_id)
     _check(verdict, user, batch_id, "unanswered")
     _log_verdict(verdict, user, batch_id)
     reply: dict[str, object] = {"success": True, "user": user, "batch_id": batch_id, "state": "unanswered",
@@ -70,7 +70,7 @@ def pause(user: str) -> Response:
     """A person takes the chat over: `{"for": "30m"}` (seconds, or with s, m or h). Its batches still go out,
     carrying `paused` and `paused_until`, so the workflow routes them to that person."""
     seconds = _parse_for(read_json_object(request))
-    until = context.store().answers.pause(user, seconds)
+    until = context.store().answers.pause(g.access.chat(user), seconds)
     log.info("paused user=%s for=%.0fs", user, seconds)
     return jsonify({"success": True, "user": user, "paused": True, "paused_until": iso_from_ms(until)})
 
@@ -78,7 +78,7 @@ def pause(user: str) -> Response:
 @bp.post("/api/chats/<chat:user>/resume")
 def resume(user: str) -> Response:
     """The chat goes back to the AI."""
-    was_paused = context.store().answers.resume(user)
+    was_paused = context.store().answers.resume(g.access.chat(user))
     log.info("resumed user=%s was_paused=%s", user, was_paused)
     return jsonify({"success": True, "user": user, "paused": False, "was_paused": was_paused})
 
@@ -106,7 +106,7 @@ def _log_verdict(verdict: Verdict, user: str, batch_id: str) -> None:
 
 def _check(verdict: Verdict, user: str, batch_id: str, wanted: str) -> None:
     if verdict.outcome == "unknown":
-        state = context.store().answers.state(user, batch_id)
+        state = context.store().answers.state(g.access.chat(user), batch_id)
         if state is None:
             raise _unknown(user, batch_id)
         raise ApiError(409, "not_delivered", f"batch {batch_id} is {state.state}, not delivered yet", "batch_id")

@@ -8,8 +8,9 @@ from flask import Flask, Response, request
 from werkzeug.routing import PathConverter
 
 from datafy.config import Settings
-from datafy.http import admin, answers, dashboard, errors, ingest, metrics, openapi, sources, status
+from datafy.http import admin, answers, dashboard, errors, ingest, metrics, openapi, routes, sources, status
 from datafy.metrics import instruments
+from datafy.routes.table import RouteTable
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.url_map.merge_slashes = False  # "/api/chats//x" names user "/x", it is not a redirect to user "x"
     app.url_map.converters["chat"] = ChatIdConverter
     app.extensions["datafy.settings"] = settings
-    app.extensions["datafy.store"] = store or Store(settings)
+    store = app.extensions["datafy.store"] = store or Store(settings)
+    app.extensions["datafy.routes"] = RouteTable(store.routes, settings)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(answers.bp)
     app.register_blueprint(sources.bp)
+    app.register_blueprint(routes.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(status.bp)

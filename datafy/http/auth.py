@@ -4,11 +4,82 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 
 import jwt
 from flask import request
 
+from datafy.config import Settings
 from datafy.errors import ApiError
+from datafy.routes.chats import DEFAULT_ROUTE, chat_id, route_of
+from datafy.routes.route import ADMIN, INGEST
+from datafy.routes.table import RouteTable
+
+EVERY_ROUTE = None  # an environment admin key's scope
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is asking: the route its key opens (EVERY_ROUTE for an environment admin key), whether the key is an
+    admin key, and the key's id (per-key limits)."""
+
+    route: str | None
+    admin: bool = False
+    key_id: str = ""
+
+    def chat(self, user: str) -> str:
+        """The chat `user` names for this caller. An environment admin key picks a route with ?route=<name>."""
+        route = self.route or request.args.get("route", "").strip() or DEFAULT_ROUTE
+        return chat_id(route, user)
+
+    def sees(self, chat: str) -> bool:
+        """Whether this caller may see `chat` (a route's keys never see another route's chats)."""
+        return self.sees_route(route_of(chat))
+
+    def sees_route(self, name: str) -> bool:
+        """Whether this caller may see the route `name`."""
+        return self.route is EVERY_ROUTE or name == self.route
+
+
+def ingest_access(settings: Settings, table: RouteTable) -> Access:
+    """The ingest routes: an environment API key (route `default`) or a route's API key; 401 otherwise, unless
+    INGEST_AUTH=off (then a request without a route key is the default route's)."""
+    presented = presented_key()
+    if _matches_any(presented, settings.api_keys):
+        return Access(DEFAULT_ROUTE, key_id=key_id(presented))
+    found = table.by_key(presented)
+    if found and found[0] == INGEST:
+        return Access(found[1], key_id=key_id(presented))
+    if not settings.ingest_auth:
+        return Access(DEFAULT_ROUTE)
+    raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or Authorization: Bearer)")
+
+
+def admin_access(settings: Settings, table: RouteTable) -> Access:
+    """The admin routes: an environment admin key sees every route, a route's admin key its own route only."""
+    presented = presented_key()
+    if settings.admin_api_keys and _matches_any(presented, settings.admin_api_keys):
+        return Access(EVERY_ROUTE, admin=True, key_id=key_id(presented))
+    found = table.by_key(presented)
+    if found and found[0] == ADMIN:
+        return Access(found[1], admin=True, key_id=key_id(presented))
+    require_admin_key(settings.admin_api_keys)  # 403 while admin routes are off, else 401
+    raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or Authorization: Bearer)")
+
+
+def answer_access(settings: Settings, table: RouteTable) -> Access:
+    """The answer routes: the ingest key the workflow holds, or an admin key."""
+    presented = presented_key()
+    if _matches_any(presented, settings.api_keys):
+        return Access(DEFAULT_ROUTE, key_id=key_id(presented))
+    if settings.admin_api_keys and _matches_any(presented, settings.admin_api_keys):
+        return Access(EVERY_ROUTE, admin=True, key_id=key_id(presented))
+    found = table.by_key(presented)
+    if found:
+        return Access(found[1], admin=found[0] == ADMIN, key_id=key_id(presented))
+    if not settings.ingest_auth:
+        return Access(DEFAULT_ROUTE)
+    raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or Authorization: Bearer)")
 
 
 def presented_key() -> str:
@@ -51,6 +122,20 @@ def require_source_key(expected: tuple[str, ...], query_key: str, jwt_secret: st
     if jwt_secret and bearer and _valid_jwt(bearer, jwt_secret):
         return "jwt"
     raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key: <key>, or ?key=<key> on this route)")
+
+
+def source_access(settings: Settings, table: RouteTable, query_key: str) -> Access:
+    """Gateway endpoints: an environment key leaves the route to the event's match (route None); a route's key
+    (header, Bearer or ?key=) names its route. `admin`: only an admin key's events may discard a pending batch."""
+    if settings.admin_api_keys and source_key(settings.admin_api_keys, query_key):
+        return Access(None, admin=True, key_id="admin")
+    for candidate in (request.headers.get("X-API-Key", "").strip(" \t"), _bearer(), query_key):
+        found = table.by_key(candidate)
+        if found:
+            return Access(found[1], admin=found[0] == ADMIN, key_id=key_id(candidate))
+    if not settings.ingest_auth:
+        return Access(None)
+    return Access(None, key_id=require_source_key(settings.api_keys, query_key, settings.evolution_jwt_secret))
 
 
 def source_key(expected: tuple[str, ...], query_key: str) -> str:

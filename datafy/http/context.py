@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import current_app
 
 from datafy.config import Settings
+from datafy.routes.table import RouteTable
 from datafy.store import Store
 
 
@@ -17,3 +18,8 @@ def settings() -> Settings:
 def store() -> Store:
     """The store of the running app."""
     return current_app.extensions["datafy.store"]
+
+
+def routes() -> RouteTable:
+    """The route table of the running app (this process's cache)."""
+    return current_app.extensions["datafy.routes"]

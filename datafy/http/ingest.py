@@ -7,11 +7,12 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from datafy.http import context
-from datafy.http.auth import require_key
+from datafy.http.auth import ingest_access
 from datafy.http.errors import limit_error
 from datafy.http.validation import parse_message, parse_ttl, parse_user, read_json_object
 from datafy.metrics import instruments
 from datafy.model import iso_from_ms
+from datafy.routes.chats import DEFAULT_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,11 @@ bp = Blueprint("ingest", __name__)
 @bp.post("/")
 def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
-    settings = context.settings()
-    key = require_key(settings.api_keys) if settings.ingest_auth else ""
-    msg = parse_message(read_json_object(request), settings)
-    result = context.store().buffer.append(msg, key)
+    table = context.routes()
+    access = ingest_access(context.settings(), table)
+    settings = table.settings(access.route or DEFAULT_ROUTE) or context.settings()
+    msg = parse_message(read_json_object(request), settings, route=access.route)
+    result = context.store().buffer.append(msg, access.key_id, settings, table.pending_cap(access.route))
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
     instruments.count_append(result)
@@ -58,12 +60,12 @@ def append_message() -> Response:
 @bp.post("/api/typing")
 def typing() -> Response:
     """The user is typing: push the pending batch's deadline back (no-op without one)."""
-    settings = context.settings()
-    if settings.ingest_auth:
-        require_key(settings.api_keys)
+    table = context.routes()
+    access = ingest_access(context.settings(), table)
+    settings = table.settings(access.route or DEFAULT_ROUTE) or context.settings()
     body = read_json_object(request)
     user = parse_user(body)
-    deadline = context.store().buffer.extend(user, parse_ttl(body, settings))
+    deadline = context.store().buffer.extend(access.chat(user), parse_ttl(body, settings))
     if deadline is None:
         return jsonify({"success": True, "user": user, "pending": False, "message": "no pending batch"})
     return jsonify(

@@ -1,4 +1,4 @@
-"""Gateway routes: Evolution API and WhatsApp Cloud API webhooks, buffered like POST /api/message.
+"""Gateway endpoints: Evolution API and WhatsApp Cloud API webhooks, buffered like POST /api/message.
 
 The mapping is in datafy/sources/ (pure); here are only auth, the per-source debounce settings from the query
 string, and the same validation and store calls as the core routes. Gateways retry what is not 2xx, so an event
@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from datafy.config import Settings
 from datafy.errors import ApiError
 from datafy.http import context
-from datafy.http.auth import require_source_key, source_key
+from datafy.http.auth import Access, source_access
 from datafy.http.errors import limit_error
 from datafy.http.validation import (
     check_controls,
@@ -29,9 +29,10 @@ from datafy.http.validation import (
 )
 from datafy.metrics import instruments
 from datafy.model import IncomingMessage, iso_from_ms
+from datafy.routes.chats import DEFAULT_ROUTE, chat_id, user_of
 from datafy.sources import Action, Append, Discard, Ignore, MalformedError, Pause, Typing
 from datafy.sources.evolution import parse_evolution
-from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, signature_matches
+from datafy.sources.whatsapp import handshake_challenge, parse_whatsapp, phone_number_id, signature_matches
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,17 @@ def evolution(event: str | None = None) -> Response:
     """Evolution API v2: buffer messages.upsert, extend the timer on presence.update, ignore the rest."""
     settings = context.settings()
     query = _query()
-    # The admin key opens this route too: only with it may the business's own message discard a pending batch
+    # An admin key opens this endpoint too: only with it may the business's own message discard a pending batch
     # (EVOLUTION_FROM_ME=discard). A leaked ingest key must not reach customers' pending messages.
-    admin = bool(settings.admin_api_keys) and bool(source_key(settings.admin_api_keys, query.get("key", "")))
-    key = "admin" if admin else ""
-    if settings.ingest_auth and not admin:
-        key = require_source_key(settings.api_keys, query.get("key", ""), settings.evolution_jwt_secret)
+    access = source_access(settings, context.routes(), query.get("key", ""))
     body = read_json_object(request)
     try:
         actions = parse_evolution(body, settings.evolution_from_me, settings.group_messages, settings.max_message_bytes)
     except MalformedError as exc:
         raise _malformed(exc) from None
-    return _carry_out(actions, query, settings, key, admin)
+    instance = body.get("instance")
+    route = _route_of(access, "evolution_instance", instance if isinstance(instance, str) else None)
+    return _carry_out(actions, query, route, access)
 
 
 @bp.get("/api/sources/whatsapp")
@@ -83,17 +83,19 @@ def whatsapp() -> Response:
     settings = context.settings()
     _require_whatsapp_enabled(settings)
     query = _query()
-    key = require_source_key(settings.api_keys, query.get("key", "")) if settings.ingest_auth else ""
+    access = source_access(settings, context.routes(), query.get("key", ""))
     raw = read_json_bytes(request)
     if not signature_matches(raw, request.headers.get("X-Hub-Signature-256"), settings.whatsapp_app_secret):
         log.warning("whatsapp webhook with a missing or wrong X-Hub-Signature-256 refused")
         raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match "
                        "WHATSAPP_APP_SECRET")  # fmt: skip
+    body = parse_json_object(raw)
     try:
-        actions = parse_whatsapp(parse_json_object(raw), settings.group_messages, settings.evolution_from_me)
+        actions = parse_whatsapp(body, settings.group_messages, settings.evolution_from_me)
     except MalformedError as exc:
         raise _malformed(exc) from None
-    return _carry_out(actions, query, settings, key)
+    route = _route_of(access, "whatsapp_phone_number_id", phone_number_id(body))
+    return _carry_out(actions, query, route, access)
 
 
 def _require_whatsapp_enabled(settings: Settings) -> None:
@@ -122,11 +124,18 @@ def _malformed(exc: MalformedError) -> ApiError:
     return ApiError(400, code, str(exc), exc.path)
 
 
-def _carry_out(
-    actions: list[Action], query: dict[str, str], settings: Settings, key: str, admin: bool = False
-) -> Response:
-    """Validate every message first (a refused body stores nothing), then apply the actions in order. `key`
-    names the API key (for RATE_LIMIT_PER_KEY); only an `admin` key's events may discard a pending batch."""
+def _route_of(access: Access, kind: str, value: str | None) -> str:
+    """A route's key names its route; an environment key leaves it to the route that matches the event (the
+    Evolution instance, Meta's phone_number_id), or `default`."""
+    if access.route is not None:
+        return access.route
+    return (context.routes().by_match(kind, value) if value else None) or DEFAULT_ROUTE
+
+
+def _carry_out(actions: list[Action], query: dict[str, str], route: str, access: Access) -> Response:
+    """Validate every message first (a refused body stores nothing), then apply the actions in order, in `route`.
+    Only an admin key's events may discard a pending batch."""
+    settings = context.routes().settings(route) or context.settings()
     controls = _controls(query)
     check_controls(controls, settings)  # a bad URL is refused on every event, not only when a message comes
     validated: list[tuple[Action, IncomingMessage | None]] = []
@@ -135,10 +144,10 @@ def _carry_out(
         if isinstance(action, Append):
             fields = {**action.metadata, **controls, "user": action.user, "message": action.message,
                       "message_id": action.message_id}  # fmt: skip
-            msg = parse_message(fields, settings, action.item_fields, action.text)
+            msg = parse_message(fields, settings, action.item_fields, action.text, route)
         validated.append((action, msg))
     typing_ttl = parse_ttl(controls, settings) if any(isinstance(a, Typing) for a in actions) else 0
-    results = [_apply(action, msg, typing_ttl, key, admin) for action, msg in validated]
+    results = [_apply(action, msg, typing_ttl, route, access) for action, msg in validated]
     counts: dict[str, int] = {}
     for result in results:
         counts[result["status"]] = counts.get(result["status"], 0) + 1
@@ -146,9 +155,9 @@ def _carry_out(
     return jsonify({"success": True, "results": results, "message": summary})
 
 
-def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: str, admin: bool) -> dict[str, Any]:
+def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, route: str, access: Access) -> dict[str, Any]:
     store = context.store()
-    if isinstance(action, Discard) and not admin:
+    if isinstance(action, Discard) and not access.admin:
         log.warning("fromMe event ignored user=%s: discarding a pending batch needs the admin key", action.user)
         action = Ignore("fromMe: discarding a pending batch needs ADMIN_API_KEY on this webhook "
                         "(EVOLUTION_FROM_ME=discard)", action.user)  # fmt: skip
@@ -156,23 +165,25 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, key: st
         log.debug("source event ignored user=%s reason=%s", action.user, action.reason)
         return {"status": "ignored", "reason": action.reason, **({"user": action.user} if action.user else {})}
     if isinstance(action, Typing):
-        user = store.aliases.resolve(action.user)  # a presence may name the customer's other id
-        deadline = store.buffer.extend(user, typing_ttl)
+        chat = store.aliases.resolve(chat_id(route, action.user))  # a presence may name the customer's other id
+        user = user_of(chat)
+        deadline = store.buffer.extend(chat, typing_ttl)
         flush_at = iso_from_ms(deadline) if deadline is not None else None
         return {"status": "typing", "user": user, "pending": deadline is not None, "flush_at": flush_at}
     if isinstance(action, Pause):  # not destructive: the ingest key may (a person answered on the phone)
-        until = store.answers.pause(action.user, context.settings().human_pause)
+        until = store.answers.pause(chat_id(route, action.user), context.settings().human_pause)
         log.info("chat paused: the business answered user=%s", action.user)
         return {"status": "paused", "user": action.user, "paused_until": iso_from_ms(until)}
     if isinstance(action, Discard):
-        dropped = store.buffer.discard(action.user)
+        dropped = store.buffer.discard(chat_id(route, action.user))
         if dropped:
             log.info("pending batch discarded: the business answered user=%s count=%d", action.user, len(dropped))
         return {"status": "discarded", "user": action.user, "discarded": len(dropped)}
     assert msg is not None
-    result = store.buffer.append(msg, key)
+    route_settings = context.routes().settings(route)
+    result = store.buffer.append(msg, access.key_id, route_settings, context.routes().pending_cap(route))
     if isinstance(action, Append) and action.alias and not result.refused:
-        store.aliases.remember(action.alias, msg.user)
+        store.aliases.remember(chat_id(route, action.alias), msg.chat)
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
     instruments.count_append(result)

@@ -12,6 +12,7 @@ from flask import Request
 from datafy.config import Settings, normalize_keyword
 from datafy.errors import ApiError
 from datafy.model import CONTROL_FIELDS, IncomingMessage, compact_json
+from datafy.routes.chats import DEFAULT_ROUTE, MARK
 
 MAX_USER_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 256
@@ -118,9 +119,11 @@ def parse_message(
     settings: Settings,
     item_fields: dict[str, Any] | None = None,
     text: str | None = None,
+    route: str = DEFAULT_ROUTE,
 ) -> IncomingMessage:
-    """Validate a message request; every other field becomes metadata. `item_fields` (kept on the item only) and
-    `text` (an object message's share of the batch's text) come from the gateway routes, never from a body."""
+    """Validate a message request of `route`; every other field becomes metadata. `item_fields` (kept on the item
+    only) and `text` (an object message's share of the batch's text) come from the gateway endpoints, never from a
+    body."""
     user = parse_user(body)
     message = _parse_text_or_object(body, settings)
     flush = body.get("flush", False)
@@ -148,6 +151,7 @@ def parse_message(
         item_fields=item_fields or {},
         text=text,
         await_ms=await_ms,
+        route=route,
     )
 
 
@@ -170,6 +174,8 @@ def parse_user(body: dict[str, Any]) -> str:
         raise ApiError(400, "missing_field", "user is required", "user")
     if not user.strip():  # an expression that evaluated to nothing: never one shared chat for everyone
         raise ApiError(400, "invalid_field", "user must not be blank", "user")
+    if user.startswith(MARK):  # it would read as another route's chat id
+        raise ApiError(400, "invalid_field", "user must not start with the control character U+001F", "user")
     return user
 
 

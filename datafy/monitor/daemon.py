@@ -23,6 +23,8 @@ from datafy.monitor.listener import ExpiryListener
 from datafy.monitor.partitions import Assignment
 from datafy.monitor.recorder import Recorder
 from datafy.monitor.sender import Sender, Sent
+from datafy.routes.chats import DEFAULT_ROUTE, route_of
+from datafy.routes.table import RouteTable
 from datafy.store import Store
 from datafy.store.checks import check_redis
 
@@ -42,7 +44,8 @@ class Monitor:
         self.stopping = threading.Event()
         self.wake = threading.Event()  # run the main loop now rather than at the next poll
         s = settings
-        self.sender = Sender(s, on_finished=self.wake.set)
+        self.routes = RouteTable(self.store.routes, settings)
+        self.sender = Sender(s, on_finished=self.wake.set, routes=self.routes)
         self.recorder = Recorder(settings, self.store)
         self.gate = ReceiverGate(self.store.breaker)
         self.assignment = Assignment(self.store.keys.partitions)
@@ -122,7 +125,9 @@ class Monitor:
         delivered = self.unacked + [sent for sent in finished if sent.result.delivered]
         self.unacked = []
         slots = self.settings.webhook_concurrency - self.in_flight
-        breaker = self.gate.settle(finished, claiming and slots > 0)
+        # The shared breaker is WEBHOOK_URL's: other routes' receivers are paced by the retry schedule alone.
+        breaker = self.gate.settle([sent for sent in finished if route_of(sent.claim.user) == DEFAULT_ROUTE],
+                                   claiming and slots > 0)  # fmt: skip
         # Attempts made while the receiver is down, or just back, do not bring a batch nearer its dead letter.
         self.recorder.failed([sent for sent in finished if not sent.result.delivered], counted=breaker.counts_attempts)
         free, probing = self.gate.allowance(slots) if claiming else (0, False)
@@ -144,8 +149,9 @@ class Monitor:
         self.sender.submit(claims)
 
     def _beat(self) -> None:
-        """Tell Redis this process is alive, and take this process's share of the partitions."""
+        """Tell Redis this process is alive, take this process's share of the partitions, and see route changes."""
         self.last_beat = time.monotonic()
+        self.routes.refresh()
         record = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
                   "started_ms": int(self.started * 1000), "in_flight": self.in_flight,
                   "receiver": self.store.breaker.key}  # fmt: skip

@@ -12,6 +12,7 @@ from datafy.metrics import instruments
 from datafy.monitor.gate import receiver_failed
 from datafy.monitor.sender import EXPIRED, LEASE_SHORT, NOT_POSTED, Sent
 from datafy.retry import retry_delay
+from datafy.routes.chats import DEFAULT_ROUTE, split_chat
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,9 @@ class Recorder:
 
 
 def _ids(sent: Sent) -> str:
-    """The ids an operator greps for: user, batch, sequence (when known) and attempt."""
+    """The ids an operator greps for: route (unless default), user, batch, sequence (when known) and attempt."""
     claim = sent.claim
+    route, user = split_chat(claim.user)
     seq = f" seq={sent.sequence}" if sent.sequence else ""
-    return f"user={claim.user} batch={claim.batch_id}{seq} attempt={claim.attempt}"
+    where = f"route={route} " if route != DEFAULT_ROUTE else ""
+    return f"{where}user={user} batch={claim.batch_id}{seq} attempt={claim.attempt}"

@@ -20,16 +20,20 @@ from typing import Any
 from datafy.config import Settings
 from datafy.model import Claim, epoch_of
 from datafy.payload import webhook_body_of
+from datafy.routes.chats import DEFAULT_ROUTE, route_of
+from datafy.routes.table import RouteTable
 from datafy.signing import Signer
 from datafy.webhook import DeliveryResult, WebhookClient
 
 log = logging.getLogger(__name__)
 
 EXPIRED = "expired"  # the error of a batch older than MAX_BATCH_AGE, dead-lettered without a POST
+# The error of a batch whose route this process has not loaded yet (created a moment ago): tried again shortly.
+UNKNOWN_ROUTE = "route not loaded yet"
 # The error of a batch not POSTed because too little of its lease was left (this process was stalled): a
 # POST must end before the lease can pass to another process, or two would be open at once.
 LEASE_SHORT = "lease ran short before the POST"
-NOT_POSTED = frozenset({EXPIRED, LEASE_SHORT})
+NOT_POSTED = frozenset({EXPIRED, LEASE_SHORT, UNKNOWN_ROUTE})
 MIN_POST_SECONDS = 1.0  # a POST gets at least this much of its lease, or is not started
 LEASE_MARGIN_SECONDS = 0.5  # a POST ends this long before its lease: timers of a busy event loop fire late
 
@@ -57,8 +61,10 @@ class Sent:
 class Sender:
     """Runs every POST of one monitor process on an event loop; thread-safe submit() and take_finished()."""
 
-    def __init__(self, settings: Settings, on_finished: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, on_finished: Callable[[], None], routes: RouteTable | None = None) -> None:
         self.settings = settings
+        self.routes = routes  # read from its cache only: the monitor's loop refreshes it, never this event loop
+        self._targets: dict[tuple[str, int], tuple[str, Signer | None]] = {}
         self.concurrency = settings.webhook_concurrency
         self.on_finished = on_finished
         # Wake the monitor's loop once this many attempts wait to be recorded (or none is left running), so
@@ -125,8 +131,12 @@ class Sender:
         assert self._client is not None
         try:
             record = json.loads(claim.body)
-            body = webhook_body_of(record, self.settings.public_url)
-            if not claim.replayed and self._expired(body):
+            route = route_of(claim.user)
+            target = None if route == DEFAULT_ROUTE else self._target(route)  # None: this client's own
+            body = webhook_body_of(record, self.settings.public_url, route)
+            if route != DEFAULT_ROUTE and target is None:
+                result = DeliveryResult(False, None, UNKNOWN_ROUTE, True, None, 0.0)
+            elif not claim.replayed and self._expired(body):
                 result = DeliveryResult(False, None, EXPIRED, False, None, 0.0)
             else:
                 payload = json.dumps(body, ensure_ascii=False).encode()
@@ -135,7 +145,7 @@ class Sender:
                 if left < MIN_POST_SECONDS:
                     result = DeliveryResult(False, None, LEASE_SHORT, True, None, 0.0)
                 else:
-                    result = await self._client.send_batch(payload, claim.batch_id, within=left)
+                    result = await self._client.send_batch(payload, claim.batch_id, within=left, to=target)
             due_ms = int(record.get("due_ms") or record["sealed_ms"])  # batches sealed before 1.1 have no due_ms
             sent = Sent(
                 claim,
@@ -152,6 +162,20 @@ class Sender:
             log.exception("delivery failed unexpectedly user=%s batch=%s", claim.user, claim.batch_id)
             sent = Sent(claim, DeliveryResult(False, None, f"internal error: {type(exc).__name__}", True, None, 0.0))
         self._finish(sent)
+
+    def _target(self, route: str) -> tuple[str, Signer | None] | None:
+        """Where a batch of `route` goes and how it is signed (a deleted route keeps its last settings); None
+        while this process has not loaded the route."""
+        cached = self.routes.cached(route) if self.routes else None
+        if cached is None:
+            return None
+        key = (route, cached.updated_ms)
+        if key not in self._targets:
+            self._targets[key] = (
+                cached.webhook_url,
+                Signer(cached.webhook_secrets) if cached.webhook_secrets else None,
+            )
+        return self._targets[key]
 
     def _expired(self, body: dict[str, Any]) -> bool:
         """Whether MAX_BATCH_AGE is set and the batch's first message is older: not worth an answer any more."""

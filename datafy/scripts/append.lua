@@ -1,7 +1,8 @@
 -- Append one message to a user's open batch and reset the silence timer, sealing the batch when a
 -- flush condition is met. This runs once per API request, so it keeps its Redis calls few.
 -- KEYS: the user's keys (see _lib.lua), then 12 the user's dedupe set (message_id -> ms first seen),
---       13 the user's rate counter (messages this minute), 14 the API key's counter in this partition
+--       13 the user's rate counter (messages this minute), 14 the API key's counter in this partition,
+--       15 the route's pending chats in this partition (for its max_pending_chats)
 -- ARGV: 1 user, 2 user_json, 3 item_json, 4 item_bytes, 5 ttl_ms, 6 max_wait_ms (0 off),
 --       7 max_messages (0 off), 8 hard_max_messages, 9 hard_max_bytes, 10 flush_reason ('' none),
 --       11 message_id ('' none), 12 dedupe_window_ms, 13 batch_id, 14 seq_ttl_s,
@@ -9,22 +10,22 @@
 --       the byte cap), 17 max_pending (chats with an open or undelivered batch allowed in this partition;
 --       0 off), 18 rate_per_minute (0 off), 19 key_rate_per_minute (this partition's share; 0 off),
 --       20 await_ms (await_answer: how long a delivered batch holds the next one back; 0 off),
---       21.. metadata name/value pairs
+--       21 route_cap (this partition's share of the route's max_pending_chats; 0 off), 22.. metadata pairs
 -- Reply: {'duplicate', count, deadline_ms (0: nothing pending)}
 --      | {'buffered', count, deadline_ms} or, when the byte cap closed the open batch first,
 --        {'buffered', count, deadline_ms, sealed batch_id, its sequence, its count}
 --      | {'flushed', count, batch_id, sequence, now_ms, flush_reason}
 --      | {'rate_limited', retry_after_ms} | {'key_rate_limited', retry_after_ms} | {'full', retry_after_ms}:
 --        nothing stored (429)
-assert(#KEYS == 14, 'append: 14 keys')
-assert(#ARGV >= 20 and #ARGV % 2 == 0, 'append: 20 arguments plus metadata pairs')
+assert(#KEYS == 15, 'append: 15 keys')
+assert(#ARGV >= 21 and #ARGV % 2 == 1, 'append: 21 arguments plus metadata pairs')
 local user, user_json, item = ARGV[1], ARGV[2], ARGV[3]
 local item_bytes, ttl, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_messages, hard_messages, hard_bytes = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local flush_reason, message_id, window = ARGV[10], ARGV[11], tonumber(ARGV[12])
 local batch_id, seq_ttl, cap_batch_id = ARGV[13], tonumber(ARGV[14]), ARGV[15]
 local meta_bytes, max_pending, rate_limit = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
-local key_rate_limit, await = tonumber(ARGV[19]), tonumber(ARGV[20])
+local key_rate_limit, await, route_cap = tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21])
 local now = now_ms()
 
 local open = redis.call('HMGET', KEYS[2], 'count', 'bytes', 'max_deadline')
@@ -36,6 +37,19 @@ local count, bytes, max_deadline = tonumber(open[1] or '0'), tonumber(open[2] or
 if count == 0 and max_pending > 0 and not redis.call('ZSCORE', KEYS[8], user)
     and redis.call('ZCARD', KEYS[7]) + redis.call('ZCARD', KEYS[8]) >= max_pending then
   return {'full', 1000}
+end
+-- A route's own cap, within the global one. Its index is cleaned only near the cap: a chat that stopped being
+-- pending (delivered, discarded) leaves no trace in the scripts that end it.
+if count == 0 and route_cap > 0 and not redis.call('ZSCORE', KEYS[15], user)
+    and redis.call('ZCARD', KEYS[15]) >= route_cap then
+  for _, chat in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
+    if not redis.call('ZSCORE', KEYS[7], chat) and not redis.call('ZSCORE', KEYS[8], chat) then
+      redis.call('ZREM', KEYS[15], chat)
+    end
+  end
+  if redis.call('ZCARD', KEYS[15]) >= route_cap then
+    return {'full', 1000}
+  end
 end
 -- Fixed one-minute windows: O(1), and they expire by themselves.
 local function over(key, limit)
@@ -81,8 +95,11 @@ if count == 1 then
   max_deadline = max_wait > 0 and now + max_wait or 0
   fields[#fields + 1], fields[#fields + 2] = 'first_ms', now
   fields[#fields + 1], fields[#fields + 2] = 'max_deadline', max_deadline
+  if route_cap > 0 then
+    redis.call('ZADD', KEYS[15], now, user)
+  end
 end
-for i = 21, #ARGV, 2 do
+for i = 22, #ARGV, 2 do
   fields[#fields + 1], fields[#fields + 2] = 'm:' .. ARGV[i], ARGV[i + 1]
 end
 

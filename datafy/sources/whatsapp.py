@@ -43,6 +43,15 @@ def group_user_id(phone_number_id: str, group_id: str) -> str:
     return f"{SOURCE}:{phone_number_id}:group:{group_id}"
 
 
+def phone_number_id(body: dict[str, Any]) -> str | None:
+    """The business number the event was sent to (the first change's), for a route's match; None when absent."""
+    try:
+        value = body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def handshake_challenge(query: Mapping[str, str], verify_token: str) -> str | None:
     """hub.challenge when the GET is Meta's subscription check with our token, else None (answer 403)."""
     token = query.get("hub.verify_token", "")

@@ -8,6 +8,7 @@ store.outbox         sealed batches: lease, acknowledge, retry, bury
 store.dead_letters   batches that could not be delivered: list, replay, delete, trim
 store.breaker        the receiver's circuit breaker, shared by every monitor, and the catch-up after it
 store.monitors       the monitor processes alive, which share the partitions among them
+store.routes         the route table: one row per client route, its keys and matches, and a version
 store.views          cheap counts of the whole system (status, dashboard, metrics)
 store.stats          per-minute delivery figures: deliveries, retries, dead letters, arrival-lag histogram
 store.expiry         expired-key events of the timers, from every primary
@@ -29,6 +30,7 @@ from datafy.store.dead_letters import DeadLetter, DeadLetters, is_batch_id
 from datafy.store.expiry import ExpirySubscription
 from datafy.store.monitors import Monitors
 from datafy.store.outbox import Outbox
+from datafy.store.routes import Routes
 from datafy.store.stats import Stats
 from datafy.store.views import Counts, Views
 
@@ -47,6 +49,7 @@ class Store:
         self.outbox = Outbox(self.connection, self.dead_letters)
         self.breaker = Breaker(self.connection, settings.webhook_url, settings.webhook_timeout)
         self.monitors = Monitors(self.connection)
+        self.routes = Routes(self.connection)
         self.views = Views(self.connection)
         self.stats = Stats(self.connection)
 

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from datafy.model import compact_json
+from datafy.routes.chats import user_of
 from datafy.store.buffer import new_batch_id
 from datafy.store.connection import Connection
 from datafy.store.errors import redis_errors
@@ -86,8 +87,8 @@ class Answers:
         k, part = self.keys.user(user), self.keys.indexes_of(user)
         keys = [k.buffer, k.meta, k.timer, k.sequence, k.outbox, k.batches, part.due, part.ready, k.sealed, k.hold,
                 k.pause, self.keys.answer(user, batch_id), part.held]  # fmt: skip
-        args = [user, compact_json(user), batch_id, verdict, new_batch_id(), int(self.connection.settings.sequence_ttl),
-                *rest]  # fmt: skip
+        args = [user, compact_json(user_of(user)), batch_id, verdict, new_batch_id(),
+                int(self.connection.settings.sequence_ttl), *rest]  # fmt: skip
         with redis_errors():
             reply = self.connection.scripts.run("answer", keys, args)
         outcome = reply[0]

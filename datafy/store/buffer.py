@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from datafy.config import Settings
 from datafy.model import REFUSED, AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
+from datafy.routes.chats import user_of
 from datafy.store.connection import Connection
 from datafy.store.errors import checked, redis_errors
 from datafy.store.scripts import ScriptCall
@@ -39,17 +41,21 @@ class Buffer:
         self.keys = connection.keys
         self.settings = connection.settings
 
-    def append(self, msg: IncomingMessage, key_id: str = "") -> AppendResult:
+    def append(
+        self, msg: IncomingMessage, key_id: str = "", settings: Settings | None = None, route_cap: int = 0
+    ) -> AppendResult:
         """Append one message, reset the user's timer and seal the batch if a flush condition is met. `key_id`
-        names the API key it came with (a hash), for RATE_LIMIT_PER_KEY."""
-        s = self.settings
+        names the API key it came with (a hash), for RATE_LIMIT_PER_KEY; `settings` are its route's (limits);
+        `route_cap` is the route's own max_pending_chats (0: only the global one)."""
+        s = settings or self.settings
         partitions = self.keys.partitions
+        chat = msg.chat
         item = msg.item_json()
         meta_args: list[str] = []
         for name, value in msg.metadata.items():
             meta_args += [compact_json(name), compact_json(value)]
         args = [
-            msg.user,
+            chat,
             compact_json(msg.user),
             item,
             len(item.encode()),
@@ -69,11 +75,13 @@ class Buffer:
             s.rate_limit_per_user,
             math.ceil(s.rate_limit_per_key / partitions) if s.rate_limit_per_key else 0,
             msg.await_ms,
+            math.ceil(route_cap / partitions) if route_cap else 0,
             *meta_args,
         ]
         with redis_errors():
-            k = self.keys.user(msg.user)
-            keys = [*self._user_keys(msg.user), k.dedupe, k.rate, self.keys.key_rate(msg.user, key_id)]
+            k = self.keys.user(chat)
+            keys = [*self._user_keys(chat), k.dedupe, k.rate, self.keys.key_rate(chat, key_id),
+                    self.keys.routed(chat, msg.route)]  # fmt: skip
             reply = self.connection.scripts.run_replicated("append", keys, args)
         status = reply[0]
         if status in REFUSED:
@@ -131,6 +139,16 @@ class Buffer:
         merged = sorted(((user, int(score)) for page in replies[1::2] for user, score in page), key=lambda p: p[1])
         return total, merged[offset : offset + limit]
 
+    def pending_of(self, prefix: str, offset: int, limit: int) -> tuple[int, list[tuple[str, int]]]:
+        """pending() of the chats whose ids start with `prefix` (one route's): a scan, for the admin pages only."""
+        pattern = prefix + "*"  # a route's name has no glob characters ([a-z0-9-])
+        with redis_errors():
+            client = self.connection.client
+            found = [(chat, int(score)) for part in self.keys.all_partitions()
+                     for chat, score in client.zscan_iter(part.due, match=pattern, count=1000)]  # fmt: skip
+        found.sort(key=lambda p: p[1])
+        return len(found), found[offset : offset + limit]
+
     def flush_due(self, limit: int, partitions: Mapping[int, int] | None = None) -> list[FlushedBatch]:
         """Seal every open batch whose deadline has passed (up to `limit` per partition), in two round trips.
         `partitions` maps each partition to poll to how overdue its batches must be (ms); None: all, on time."""
@@ -162,7 +180,7 @@ class Buffer:
                 k.pause]  # fmt: skip
 
     def _flush_args(self, user: str, reason: str) -> list[str | int]:
-        return [user, compact_json(user), reason, new_batch_id(), int(self.settings.sequence_ttl)]
+        return [user, compact_json(user_of(user)), reason, new_batch_id(), int(self.settings.sequence_ttl)]
 
 
 def _decode_entry(entry: str) -> tuple[int, dict[str, Any]]:

@@ -1,0 +1,119 @@
+"""Every route, as one process sees it: loaded from Redis, cached, and reloaded when the table's version changes
+(looked at most once a second, so a change reaches every worker and monitor within about a second)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+
+from datafy.config import Settings
+from datafy.errors import StoreUnavailableError
+from datafy.routes.chats import DEFAULT_ROUTE
+from datafy.routes.route import Route, key_hash
+from datafy.store.routes import Routes
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_SECONDS = 1.0
+
+
+class RouteTable:
+    """Routes by name, by key hash and by match, with each route's settings; thread-safe."""
+
+    def __init__(self, routes: Routes, base: Settings) -> None:
+        self.routes = routes
+        self.base = base
+        self.version = -1
+        self.checked = -CHECK_EVERY_SECONDS
+        self._lock = threading.Lock()
+        self._by_name: dict[str, Route] = {}
+        self._by_key: dict[str, tuple[str, str]] = {}  # key hash -> (kind, route name)
+        self._by_match: dict[str, str] = {}
+        self._settings: dict[str, Settings] = {}
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload when the version changed (at most once a CHECK_EVERY_SECONDS unless `force`). A Redis that cannot
+        answer leaves the last table in place: requests then fail on their own Redis call, not here."""
+        now = time.monotonic()
+        if not force and now - self.checked < CHECK_EVERY_SECONDS:
+            return
+        with self._lock:
+            if not force and now - self.checked < CHECK_EVERY_SECONDS:
+                return
+            self.checked = now
+            try:
+                if self.routes.version() == self.version and not force:
+                    return
+                version, routes = self.routes.load()
+            except StoreUnavailableError as exc:
+                log.debug("routes not reloaded: %s", exc)
+                return
+            self._install(version, routes)
+
+    def _install(self, version: int, routes: dict[str, Route]) -> None:
+        by_key, by_match = {}, {}
+        for route in routes.values():
+            if route.deleted_ms:
+                continue
+            for hashed, kind in route.key_entries():
+                by_key[hashed] = (kind, route.name)
+            for entry in route.matches():
+                by_match[entry] = route.name
+        self._by_name, self._by_key, self._by_match = routes, by_key, by_match
+        self._settings = {}
+        if version != self.version:
+            log.info("routes loaded version=%d routes=%d", version, sum(1 for r in routes.values() if not r.deleted_ms))
+        self.version = version
+
+    def by_key(self, key: str) -> tuple[str, str] | None:
+        """(kind, route name) of the route key `key` ('ingest' or 'admin'), or None."""
+        if not key:
+            return None
+        self.refresh()
+        hashed = key_hash(key)
+        found = self._by_key.get(hashed)
+        # The lookup is by a hash of the key, so its timing tells nothing of the key; this keeps the check whole.
+        return found if found and hmac.compare_digest(hashed, key_hash(key)) else None
+
+    def by_match(self, kind: str, value: str) -> str | None:
+        """The route that matches `kind` (evolution_instance, whatsapp_phone_number_id) = `value`, or None."""
+        self.refresh()
+        return self._by_match.get(f"{kind}:{value}")
+
+    def get(self, name: str) -> Route | None:
+        """A route by name, deleted ones included (their batches still go out), or None."""
+        self.refresh()
+        route = self._by_name.get(name)
+        if route is None and name != DEFAULT_ROUTE:
+            self.refresh(force=True)  # a route created a moment ago, before this process looked
+            route = self._by_name.get(name)
+        return route
+
+    def cached(self, name: str) -> Route | None:
+        """A route by name from this process's cache, never asking Redis (for an event loop that must not wait)."""
+        return self._by_name.get(name)
+
+    def live(self) -> list[Route]:
+        """Every route not deleted, by name."""
+        self.refresh()
+        return sorted((r for r in self._by_name.values() if not r.deleted_ms), key=lambda r: r.name)
+
+    def settings(self, name: str) -> Settings | None:
+        """The settings of `name`'s requests and deliveries: the environment's for `default`; None for a route this
+        table does not know (never another route's webhook for its batches)."""
+        if name == DEFAULT_ROUTE:
+            return self.base
+        cached = self._settings.get(name)
+        if cached is None:
+            route = self.get(name)
+            if route is None:
+                return None
+            cached = self._settings[name] = route.settings(self.base)
+        return cached
+
+    def pending_cap(self, name: str | None) -> int:
+        """The route's own max_pending_chats (0: only the global MAX_PENDING_CHATS applies)."""
+        route = self.get(name) if name and name != DEFAULT_ROUTE else None
+        return route.limits.get("max_pending_chats", 0) if route else 0
