@@ -31,6 +31,7 @@ class Received:
     headers: dict[str, str]
     at: float
     raw: bytes = b""  # the body's exact bytes, for signature checks
+    path: str = ""  # the request path (several routes may share one receiver, each on its own path)
 
 
 Behaviour = Callable[[dict[str, Any], int], Reply]  # (batch, nth POST of this batch_id) -> Reply
@@ -84,9 +85,9 @@ class Receiver:
             time.sleep(0.02)
         return predicate(self)
 
-    def _record(self, body: dict[str, Any], headers: dict[str, str], raw: bytes) -> Reply:
+    def _record(self, body: dict[str, Any], headers: dict[str, str], raw: bytes, path: str = "") -> Reply:
         with self._lock:
-            self.received.append(Received(body, headers, time.time(), raw))
+            self.received.append(Received(body, headers, time.time(), raw, path))
             batch_id = str(body.get("batch_id"))
             self._seen[batch_id] = nth = self._seen.get(batch_id, 0) + 1
         return self.behaviour(body, nth)
@@ -107,7 +108,7 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
                 body = json.loads(raw or b"{}")
-                reply = receiver._record(body, dict(self.headers), raw)
+                reply = receiver._record(body, dict(self.headers), raw, self.path)
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = b'{"ok":true}'

@@ -22,7 +22,7 @@ from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
 from datafy.monitor.partitions import Assignment
 from datafy.monitor.recorder import Recorder
-from datafy.monitor.sender import Sender, Sent
+from datafy.monitor.sender import UNKNOWN_ROUTE, Sender, Sent
 from datafy.routes.chats import DEFAULT_ROUTE, route_of
 from datafy.routes.table import RouteTable
 from datafy.store import Store
@@ -122,6 +122,8 @@ class Monitor:
         round trips. Ready retries are found by this poll."""
         finished = self.sender.take_finished()
         self.in_flight -= len(finished)
+        if any(sent.result.error == UNKNOWN_ROUTE for sent in finished):
+            self.routes.refresh(force=True)  # a route created a moment ago
         delivered = self.unacked + [sent for sent in finished if sent.result.delivered]
         self.unacked = []
         slots = self.settings.webhook_concurrency - self.in_flight

@@ -10,12 +10,14 @@ from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
 from datafy.metrics import instruments
 from datafy.monitor.gate import receiver_failed
-from datafy.monitor.sender import EXPIRED, LEASE_SHORT, NOT_POSTED, Sent
+from datafy.monitor.sender import EXPIRED, LEASE_SHORT, NOT_POSTED, UNKNOWN_ROUTE, Sent
 from datafy.retry import retry_delay
 from datafy.routes.chats import DEFAULT_ROUTE, split_chat
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
+
+UNKNOWN_ROUTE_WAIT_SECONDS = 0.5  # a route created a moment ago: this process loads it at its next beat
 
 
 class Recorder:
@@ -73,6 +75,10 @@ class Recorder:
         if result.error == LEASE_SHORT:  # not tried: handed back at once, as if the attempt had not begun
             if self.store.outbox.retry(claim, 0, None, result.error, counted=False):
                 log.warning("lease ran short before the POST (process stalled); handed back %s", _ids(sent))
+            return
+        if result.error == UNKNOWN_ROUTE:  # not tried: this process loads the route, then tries again
+            if self.store.outbox.retry(claim, UNKNOWN_ROUTE_WAIT_SECONDS, None, result.error, counted=False):
+                log.info("route not loaded yet in this process; handed back %s", _ids(sent))
             return
         counted = counted or not receiver_failed(sent)  # our own bug counts even while the receiver is down
         schedule = self.settings.webhook_retry_schedule
