@@ -13,7 +13,7 @@ from datafy.http.auth import EVERY_ROUTE, admin_access
 from datafy.http.validation import read_json_object
 from datafy.log import redact_url
 from datafy.routes.chats import DEFAULT_ROUTE
-from datafy.routes.route import Route, key_hash, parse_route
+from datafy.routes.route import Route, check_environment_keys, parse_route
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def create_route() -> Response:
     """Add a route; 201 with the route as stored (keys and secrets as their last 4 characters)."""
     _require_every_route()
     route = parse_route(read_json_object(request), context.settings(), now_ms=_now_ms())
-    _check_environment_keys(route)
+    check_environment_keys(route, context.settings())
     version = context.store().routes.put(route, create=True)
     context.routes().refresh(force=True)
     log.info("route created name=%s version=%d", route.name, version)
@@ -60,7 +60,7 @@ def replace_route(name: str) -> Response:
     _require_every_route()
     current = _live(name)
     route = parse_route(read_json_object(request), context.settings(), name, current, _now_ms())
-    _check_environment_keys(route)
+    check_environment_keys(route, context.settings())
     version = context.store().routes.put(route, create=False)
     context.routes().refresh(force=True)
     log.info("route changed name=%s version=%d", name, version)
@@ -95,14 +95,6 @@ def _live(name: str) -> Route:
 def _require_every_route() -> None:
     if g.access.route is not EVERY_ROUTE:
         raise ApiError(403, "forbidden", "only an environment admin key (ADMIN_API_KEY) may change routes")
-
-
-def _check_environment_keys(route: Route) -> None:
-    """A route may not reuse a key of the environment: it would open two scopes at once."""
-    settings = context.settings()
-    taken = {key_hash(key) for key in settings.api_keys + settings.admin_api_keys}
-    if any(hashed in taken for hashed, _ in route.key_entries()):
-        raise ApiError(409, "key_taken", "one of the keys is an environment key (API_KEY or ADMIN_API_KEY)", "api_keys")
 
 
 def _default_view() -> dict[str, object]:

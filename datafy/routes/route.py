@@ -148,6 +148,13 @@ def parse_route(doc: Any, base: Settings, name: str | None = None, current: Rout
     )
 
 
+def check_environment_keys(route: Route, base: Settings) -> None:
+    """Refuse a route key that is also a key of the environment (409): it would open two scopes at once."""
+    taken = {key_hash(key) for key in base.api_keys + base.admin_api_keys}
+    if any(hashed in taken for hashed, _ in route.key_entries()):
+        raise ApiError(409, "key_taken", "one of the keys is an environment key (API_KEY or ADMIN_API_KEY)", "api_keys")
+
+
 def _name(value: Any) -> str:
     if value is None:
         raise ApiError(400, "missing_field", "name is required", "name")
