@@ -17,6 +17,9 @@ from datafy.store.routes import Routes
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_SECONDS = 1.0
+# A key no route holds may be one created a moment ago through another worker: look again, but not more often
+# than this, so that a flood of wrong keys costs at most ten version reads a second.
+CHECK_ON_MISS_SECONDS = 0.1
 
 
 class RouteTable:
@@ -33,14 +36,14 @@ class RouteTable:
         self._by_match: dict[str, str] = {}
         self._settings: dict[str, Settings] = {}
 
-    def refresh(self, force: bool = False) -> None:
-        """Reload when the version changed (at most once a CHECK_EVERY_SECONDS unless `force`). A Redis that cannot
-        answer leaves the last table in place: requests then fail on their own Redis call, not here."""
+    def refresh(self, force: bool = False, every: float = CHECK_EVERY_SECONDS) -> None:
+        """Reload when the version changed (looked at most once per `every` seconds unless `force`). A Redis that
+        cannot answer leaves the last table in place: requests then fail on their own Redis call, not here."""
         now = time.monotonic()
-        if not force and now - self.checked < CHECK_EVERY_SECONDS:
+        if not force and now - self.checked < every:
             return
         with self._lock:
-            if not force and now - self.checked < CHECK_EVERY_SECONDS:
+            if not force and now - self.checked < every:
                 return
             self.checked = now
             try:
@@ -74,6 +77,9 @@ class RouteTable:
         self.refresh()
         hashed = key_hash(key)
         found = self._by_key.get(hashed)
+        if found is None:
+            self.refresh(every=CHECK_ON_MISS_SECONDS)
+            found = self._by_key.get(hashed)
         # The lookup is by a hash of the key, so its timing tells nothing of the key; this keeps the check whole.
         return found if found and hmac.compare_digest(hashed, key_hash(key)) else None
 
