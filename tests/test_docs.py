@@ -28,6 +28,7 @@ PAGES = [
     "sources",
     "webhook",
     "answering",
+    "routes",
     "monitoring",
     "configuration",
     "deploy",
