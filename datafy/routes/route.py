@@ -134,7 +134,7 @@ def parse_route(doc: Any, base: Settings, name: str | None = None, current: Rout
     if not isinstance(url, str) or not is_http_url(url.strip()):
         raise _bad("webhook_url", "webhook_url must be an http:// or https:// URL with a host")
     kept = current or Route(name, url)
-    return Route(
+    route = Route(
         name=name,
         webhook_url=url.strip(),
         api_keys=_keys(doc, "api_keys") if "api_keys" in doc else kept.api_keys,
@@ -146,6 +146,9 @@ def parse_route(doc: Any, base: Settings, name: str | None = None, current: Rout
         created_ms=current.created_ms if current else now_ms,
         updated_ms=now_ms,
     )
+    if {k.hash for k in route.api_keys} & {k.hash for k in route.admin_keys}:
+        raise _bad("admin_keys", "admin_keys must differ from api_keys: every integration holds the ingest key")
+    return route
 
 
 def check_environment_keys(route: Route, base: Settings) -> None:

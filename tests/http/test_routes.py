@@ -48,6 +48,7 @@ def test_bad_routes_are_refused_naming_the_field(client: FlaskClient) -> None:
             "limits.max_pending_chats",
         ),
         ({"name": "a", "webhook_url": "http://x", "match": {"telegram": ["x"]}}, 400, "match.telegram"),
+        ({"name": "a", "webhook_url": "http://x", "api_keys": [KEY_A], "admin_keys": [KEY_A]}, 400, "admin_keys"),
         ({"name": "a", "webhook_url": "http://x", "api_keys": ["admin-secret-but-long"]}, 201, None),
     ]
     for doc, status, field in cases:
