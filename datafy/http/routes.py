@@ -42,7 +42,11 @@ def create_route() -> Response:
     _require_every_route()
     route = parse_route(read_json_object(request), context.settings(), now_ms=_now_ms())
     check_environment_keys(route, context.settings())
-    version = context.store().routes.put(route, create=True)
+    store = context.store()
+    if store.routes.get(route.name) and store.routes.has_work(route.name):  # a deleted route's batches are going out
+        raise ApiError(409, "route_busy", f"a deleted route named {route.name!r} still has pending or dead-lettered "
+                       "batches; they would go to the new route's webhook: pick another name", "name")  # fmt: skip
+    version = store.routes.put(route, create=True)
     context.routes().refresh(force=True)
     log.info("route created name=%s version=%d", route.name, version)
     return jsonify({"success": True, "route": route.public()}), 201  # type: ignore[return-value]

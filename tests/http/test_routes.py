@@ -142,6 +142,10 @@ def test_deleting_a_route_with_work_needs_force_and_its_keys_stop_at_once(client
     assert client.post("/api/message", json={"user": "u", "message": "oi"}, headers=own).status_code == 200  # auth off
     assert client.get("/api/chats/u?route=loja-a", headers=ADMIN).get_json()["messages"] == ["oi"]  # kept
     assert client.get("/api/routes/loja-a", headers=ADMIN).status_code == 404
+    doc = {"name": "loja-a", "webhook_url": "http://127.0.0.1:9/another-client", "api_keys": ["a-brand-new-key-0004"]}
+    reply = client.post("/api/routes", json=doc, headers=ADMIN)  # its chat is still pending: not another client's
+    assert reply.status_code == 409 and reply.get_json()["error"]["code"] == "route_busy"
+    client.delete("/api/chats/u?route=loja-a", headers=ADMIN)
     add_route(client, "loja-a", "a-brand-new-key-0004")  # the name is free again
 
 
