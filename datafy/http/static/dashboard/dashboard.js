@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const lang = pickLanguage();
   const text = window.DATAFY_TEXT[lang];
-  const peeks = new Map(); // user -> messages, for the rows a person opened
+  const peeks = new Map(); // chatKey(route, user) -> messages, for the rows a person opened
   const openPayloads = new Set(); // batch ids whose payload is unfolded
   const drawn = {}; // section -> the JSON it was last drawn from, so unchanged data is not redrawn
   let busy = false, again = false;
@@ -45,16 +45,33 @@
     $(id).hidden = !message;
   }
 
-  async function api(method, path) {
+  async function api(method, path, body) {
     const key = sessionStorage.getItem(STORAGE) || "";
-    const response = await fetch(path, {method, headers: {Authorization: "Bearer " + key}, cache: "no-store"});
-    const body = await response.json().catch(() => ({}));
+    const request = {method, headers: {Authorization: "Bearer " + key}, cache: "no-store"};
+    if (body !== undefined) {
+      request.headers["Content-Type"] = "application/json";
+      request.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, request);
+    const reply = await response.json().catch(() => ({}));
     if (!response.ok) {
-      const error = new Error((body.error && body.error.message) || response.statusText);
+      const error = new Error((reply.error && reply.error.message) || response.statusText);
       error.status = response.status;
+      error.field = reply.error && reply.error.field;
       throw error;
     }
-    return body;
+    return reply;
+  }
+
+  // A chat is a route's user: the same user id under two routes is two chats.
+  function chatKey(route, user) {
+    return route + "/" + user; // a route name has no "/"
+  }
+
+  function chatPath(user, route, action) {
+    // ?route= picks the chat of a route for an environment admin key; a route's own key is held to its route anyway.
+    const query = route ? "?route=" + encodeURIComponent(route) : "";
+    return "/api/chats/" + encodeURIComponent(user) + (action ? "/" + action : "") + query;
   }
 
   function showBoard(shown) {
@@ -62,9 +79,13 @@
     $("login").hidden = shown;
     $("logout").hidden = !shown;
     if (!shown) {
-      for (const id of ["counters", "chart-deliveries", "chart-lag", "chats-body", "dead-body", "monitors-body"]) {
+      for (const id of ["counters", "chart-deliveries", "chart-lag", "routes-body", "chats-body", "dead-body",
+        "monitors-body"]) {
         $(id).replaceChildren();
       }
+      $("route-form").reset();
+      $("route-form").hidden = true;
+      say("route-error", "");
       for (const section of Object.keys(drawn)) delete drawn[section];
       say("updated", "");
     }
@@ -86,14 +107,20 @@
     try {
       // The key is checked by the first call alone, so a wrong key never shows a single figure.
       const chats = await api("GET", "/api/chats?limit=100");
-      const [dead, status] = await Promise.all([
+      const [routes, dead, status] = await Promise.all([
+        api("GET", "/api/routes"),
         api("GET", "/api/dead-letters?limit=50"),
-        api("GET", "/api/status").catch((error) => { if (error.status === 404) return null; throw error; }),
+        // The status is the whole deployment's: a route's admin key (accepted just above) may not read it.
+        api("GET", "/api/status").catch((error) => {
+          if ([401, 403, 404].includes(error.status)) return null;
+          throw error;
+        }),
       ]);
       if (sessionStorage.getItem(STORAGE) !== key) return; // logged out (or in again) meanwhile: stale
       say("error", "");
       showBoard(true);
       draw("status", status, drawStatus);
+      draw("routes", routes, drawRoutes);
       draw("chats", {chats, peeks: [...peeks]}, () => drawChats(chats));
       draw("dead", dead, drawDeadLetters);
       say("updated", t("updated", {time: new Date().toLocaleTimeString(lang)}));
@@ -147,8 +174,10 @@
     drawMonitors(status.monitors.processes);
   }
 
-  function button(action, key, label, cls) {
-    return el("button", {type: "button", class: cls || "", "data-action": action, "data-key": key}, t(label));
+  function button(action, key, label, cls, route) {
+    const attrs = {type: "button", class: cls || "", "data-action": action, "data-key": key};
+    if (route) attrs["data-route"] = route;
+    return el("button", attrs, t(label));
   }
 
   function emptyRow(columns, message) {
@@ -159,16 +188,17 @@
     say("chats-total", page.total > page.chats.length ? t("showing", {shown: page.chats.length, total: page.total}) : "");
     const rows = [];
     for (const chat of page.chats) {
-      const open = peeks.has(chat.user);
-      rows.push(el("tr", {"data-user": chat.user}, el("td", {class: "user"}, chat.user), el("td", {}, time(chat.flush_at)),
-        el("td", {class: "actions"}, button("peek", chat.user, open ? "hide" : "peek"),
-          button("flush", chat.user, "flush", "primary"), button("discard", chat.user, "discard", "danger"))));
+      const route = chat.route || "", open = peeks.has(chatKey(route, chat.user));
+      rows.push(el("tr", {"data-user": chat.user}, el("td", {class: "user"}, chat.user),
+        el("td", {class: "route"}, route || "default"), el("td", {}, time(chat.flush_at)),
+        el("td", {class: "actions"}, button("peek", chat.user, open ? "hide" : "peek", "", route),
+          button("flush", chat.user, "flush", "primary", route), button("discard", chat.user, "discard", "danger", route))));
       if (open) {
-        const messages = JSON.stringify(peeks.get(chat.user), null, 2);
-        rows.push(el("tr", {class: "peek"}, el("td", {colspan: 3}, el("pre", {}, messages))));
+        const messages = JSON.stringify(peeks.get(chatKey(route, chat.user)), null, 2);
+        rows.push(el("tr", {class: "peek"}, el("td", {colspan: 4}, el("pre", {}, messages))));
       }
     }
-    $("chats-body").replaceChildren(...(rows.length ? rows : [emptyRow(3, "noChats")]));
+    $("chats-body").replaceChildren(...(rows.length ? rows : [emptyRow(4, "noChats")]));
   }
 
   function drawDeadLetters(page) {
@@ -183,12 +213,53 @@
       });
       const error = [letter.last_status, letter.last_error, letter.reason].filter((part) => part !== null && part !== "");
       return el("tr", {"data-batch": letter.batch_id}, el("td", {class: "user"}, letter.user),
-        el("td", {}, time(letter.dead_at, true)), el("td", {}, letter.attempts), el("td", {class: "last-error"}, error.join(" · ")),
+        el("td", {class: "route"}, letter.route || "default"), el("td", {}, time(letter.dead_at, true)),
+        el("td", {}, letter.attempts), el("td", {class: "last-error"}, error.join(" · ")),
         el("td", {class: "payload"}, payload),
         el("td", {class: "actions"}, button("replay", letter.batch_id, "replay", "primary"),
           button("delete", letter.batch_id, "delete", "danger")));
     });
-    $("dead-body").replaceChildren(...(rows.length ? rows : [emptyRow(6, "noDead")]));
+    $("dead-body").replaceChildren(...(rows.length ? rows : [emptyRow(7, "noDead")]));
+  }
+
+  function drawRoutes(page) {
+    const rows = page.routes.map((route) => {
+      const keys = [["ingestKeys", route.api_keys], ["adminKeys", route.admin_keys]].filter(([, list]) => list.length)
+        .map(([label, list]) => t(label) + " " + list.join(", ")); // "…last4" each: the API never sends a key
+      const match = Object.entries(route.match).map(([kind, values]) => kind + ": " + values.join(", "));
+      const name = el("td", {class: "name"}, route.name);
+      if (route.environment) name.append(" ", el("span", {class: "muted"}, t("environment")));
+      return el("tr", {"data-route": route.name}, name, el("td", {class: "url"}, route.webhook_url),
+        el("td", {class: "keys"}, keys.join(" · ") || "–"), el("td", {class: "match"}, match.join(" · ") || "–"));
+    });
+    // Only an environment admin key is shown `default` (the environment's settings), and only it may add routes.
+    $("route-form").hidden = !page.routes.some((route) => route.environment);
+    $("routes-body").replaceChildren(...rows);
+  }
+
+  async function addRoute(event) {
+    event.preventDefault();
+    const key = $("route-key").value;
+    $("route-key").value = ""; // whatever the answer, the typed key does not stay on the page
+    const instance = $("route-instance").value.trim();
+    const route = {name: $("route-name").value.trim(), webhook_url: $("route-webhook").value.trim()};
+    if (key) route.api_keys = [key];
+    if (instance) route.match = {evolution_instance: [instance]};
+    try {
+      const reply = await api("POST", "/api/routes", route);
+      $("route-form").reset();
+      say("route-error", "");
+      say("notice", t("routeAdded", {name: reply.route.name}));
+    } catch (error) {
+      if (error.status === 401) return logOut(t("wrongKey"));
+      const message = key ? error.message.split(key).join("…") : error.message;
+      if (error.status >= 400 && error.status < 500) {
+        say("route-error", error.field ? t("routeFailed", {message, field: error.field}) : message);
+      } else {
+        say("route-error", error.status ? t("failed", {status: error.status, message}) : t("unreachable"));
+      }
+    }
+    await refresh();
   }
 
   function drawMonitors(processes) {
@@ -198,19 +269,20 @@
   }
 
   const ACTIONS = {
-    async peek(user) {
-      if (peeks.has(user)) return void peeks.delete(user);
-      peeks.set(user, (await api("GET", "/api/chats/" + encodeURIComponent(user))).messages);
+    async peek(user, route) {
+      const chat = chatKey(route, user);
+      if (peeks.has(chat)) return void peeks.delete(chat);
+      peeks.set(chat, (await api("GET", chatPath(user, route))).messages);
     },
-    async flush(user) {
-      const reply = await api("POST", "/api/chats/" + encodeURIComponent(user) + "/flush");
-      peeks.delete(user);
+    async flush(user, route) {
+      const reply = await api("POST", chatPath(user, route, "flush"));
+      peeks.delete(chatKey(route, user));
       return t("flushed", {user, count: reply.flushed});
     },
-    async discard(user) {
+    async discard(user, route) {
       if (!window.confirm(t("confirmDiscard", {user}))) return;
-      const reply = await api("DELETE", "/api/chats/" + encodeURIComponent(user));
-      peeks.delete(user);
+      const reply = await api("DELETE", chatPath(user, route));
+      peeks.delete(chatKey(route, user));
       return t("discarded", {user, count: reply.discarded});
     },
     async replay(id) {
@@ -228,7 +300,7 @@
     const target = event.target.closest("button[data-action]");
     if (!target) return;
     try {
-      say("notice", await ACTIONS[target.dataset.action](target.dataset.key));
+      say("notice", await ACTIONS[target.dataset.action](target.dataset.key, target.dataset.route || ""));
     } catch (error) {
       if (error.status === 401) return logOut(t("wrongKey"));
       say("notice", error.status === 404 ? t("gone") : t("failed", error));
@@ -247,6 +319,7 @@
       refresh();
     });
     $("logout").addEventListener("click", () => logOut(""));
+    $("route-form").addEventListener("submit", addRoute);
     $("board").addEventListener("click", act);
     refresh();
     setInterval(refresh, REFRESH_MS);
