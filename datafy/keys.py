@@ -22,7 +22,9 @@ All keys live under one prefix and carry a partition hash tag, so each script to
     {prefix}:{{p}}:batches:{user}   hash    sealed batches: body, attempts, last status and error
     {prefix}:{{p}}:due              zset    user -> flush deadline ms (the clock of record)
     {prefix}:{{p}}:ready            zset    user -> ms when the head of its outbox may be (re)tried
-    {prefix}:{{p}}:retrying         zset    user -> ms its head's wait for a retry began (catch-up order)
+    {prefix}:{{p}}:retrying         zset    user -> ms its head's wait for a retry began (catch-up order), route
+                                    `default`; {prefix}:{{p}}:retrying:{route} for any other route (a receiver that
+                                    is down holds back only its own routes)
     {prefix}:{{p}}:held             zset    user -> ms its hold ends (chats waiting for a verdict; for counting)
     {prefix}:{{p}}:paused           zset    user -> ms its pause ends (chats a person took over; for counting)
     {prefix}:{{p}}:dead             zset    batch_id -> ms dead-lettered
@@ -55,6 +57,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from datafy.config.redis import DEFAULT_PARTITIONS
+from datafy.routes.chats import DEFAULT_ROUTE, route_of
 
 PARTITIONS = DEFAULT_PARTITIONS
 
@@ -165,6 +168,15 @@ class KeySpace:
         if partitions is None:
             return [(self.partition(p), 0) for p in range(self.partitions)]
         return [(self.partition(p), overdue_ms) for p, overdue_ms in sorted(partitions.items())]
+
+    def retrying_of(self, user: str) -> str:
+        """The `retrying` index that `user`'s batches wait in: its route's, in its partition."""
+        return self.route_retrying(self.partition_of(user), route_of(user))
+
+    def route_retrying(self, partition: int, route: str) -> str:
+        """The `retrying` index of `route` in one partition."""
+        base = self._base(partition)
+        return f"{base}:retrying" if route == DEFAULT_ROUTE else f"{base}:retrying:{route}"
 
     def indexes_of(self, user: str) -> PartitionKeys:
         """The indexes of the partition `user` lives in."""

@@ -16,14 +16,13 @@ from datafy.errors import ConfigurationError, StoreUnavailableError
 from datafy.log import redact_url
 from datafy.metrics import instruments
 from datafy.monitor.flusher import Flusher
-from datafy.monitor.gate import ReceiverGate
+from datafy.monitor.gates import Gates
 from datafy.monitor.guard import LoopGuard
 from datafy.monitor.health import Heartbeat
 from datafy.monitor.listener import ExpiryListener
 from datafy.monitor.partitions import Assignment
 from datafy.monitor.recorder import Recorder
 from datafy.monitor.sender import UNKNOWN_ROUTE, Sender, Sent
-from datafy.routes.chats import DEFAULT_ROUTE, route_of
 from datafy.routes.table import RouteTable
 from datafy.store import Store
 from datafy.store.checks import check_redis
@@ -46,8 +45,8 @@ class Monitor:
         s = settings
         self.routes = RouteTable(self.store.routes, settings)
         self.sender = Sender(s, on_finished=self.wake.set, routes=self.routes)
+        self.gates = Gates(self.store, settings, self.routes)
         self.recorder = Recorder(settings, self.store)
-        self.gate = ReceiverGate(self.store.breaker)
         self.assignment = Assignment(self.store.keys.partitions)
         self.flusher = Flusher(self.store, s.flush_poll_interval, self.stopping, self.wake.set, self.assignment)
         self.in_flight = 0  # leased and not yet recorded; the main loop's thread only
@@ -127,25 +126,30 @@ class Monitor:
         delivered = self.unacked + [sent for sent in finished if sent.result.delivered]
         self.unacked = []
         slots = self.settings.webhook_concurrency - self.in_flight
-        # The shared breaker is WEBHOOK_URL's: other routes' receivers are paced by the retry schedule alone.
-        breaker = self.gate.settle([sent for sent in finished if route_of(sent.claim.user) == DEFAULT_ROUTE],
-                                   claiming and slots > 0)  # fmt: skip
-        # Attempts made while the receiver is down, or just back, do not bring a batch nearer its dead letter.
-        self.recorder.failed([sent for sent in finished if not sent.result.delivered], counted=breaker.counts_attempts)
-        free, probing = self.gate.allowance(slots) if claiming else (0, False)
-        # The probe may be any waiting batch: the one process holding the turn may not poll its partition.
-        partitions = None if probing else self.assignment.leased
+        self.gates.settle(finished, claiming and slots > 0)
+        # Attempts made while their receiver is down, or just back, do not bring a batch nearer its dead letter.
+        failed = [sent for sent in finished if not sent.result.delivered]
+        self.recorder.failed([sent for sent in failed if self.gates.counts_attempts(sent)], counted=True)
+        self.recorder.failed([sent for sent in failed if not self.gates.counts_attempts(sent)], counted=False)
+        admission = self.gates.admission()
+        free = slots if claiming else 0
         try:
             _, claims = self.store.outbox.ack_and_claim(
-                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout, partitions
-            )
+                [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout,
+                self.assignment.leased, admission.decide,
+            )  # fmt: skip
+            if admission.turns and free > len(claims):
+                # A probe may be any waiting batch of its receiver: the one process holding the turn may not
+                # poll that batch's partition.
+                _, probes = self.store.outbox.ack_and_claim(
+                    [], len(admission.turns), self.settings.delivery_visibility_timeout, None, admission.probe_only
+                )
+                claims += probes
         except StoreUnavailableError:
             self.unacked = delivered  # acknowledged next round; a 2xx counts even after its lease passed on
-            if probing:
-                self.gate.unused_probe()
+            admission.release_unused()
             raise
-        if probing and not claims:
-            self.gate.unused_probe()
+        admission.release_unused()
         self.recorder.delivered(delivered)
         self.in_flight += len(claims)
         self.sender.submit(claims)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from datafy.errors import StoreUnavailableError
 from datafy.monitor.sender import NOT_POSTED, Sent
 from datafy.retry import MAX_RETRY_AFTER_SECONDS
+from datafy.routes.chats import DEFAULT_ROUTE
 from datafy.store.breaker import CLOSED, NO_RELEASE, PROBE_EVERY_SECONDS, Breaker, BreakerState
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,9 @@ PAUSING_STATUSES = frozenset({429, 503})  # their Retry-After pauses the whole r
 class ReceiverGate:
     """Feeds each round's outcomes to the shared breaker and says how many batches may go out."""
 
-    def __init__(self, breaker: Breaker) -> None:
+    def __init__(self, breaker: Breaker, routes: Callable[[], list[str]] = lambda: [DEFAULT_ROUTE]) -> None:
         self.breaker = breaker
+        self.routes = routes  # the routes whose batches go to this receiver (their waiting batches catch up)
         self.state: BreakerState = CLOSED
         self.synced = -math.inf
         # Answers not yet written: while all is well they travel with the next sync, so that another monitor
@@ -63,12 +66,12 @@ class ReceiverGate:
         self.synced, self.unreported, self.release = time.monotonic(), 0, NO_RELEASE
         if new.open and not state.open:
             why = f"asked for a pause of {pause:.0f}s" if pause else f"failed {new.failures} times in a row"
-            log.warning("receiver %s: sending only one probe every few seconds until it answers", why)
+            log.warning("receiver %s: sending only one probe every few seconds until it answers%s", why, self._names())
         if new.closed_from_ms or new.catch_up_owed:
             self._catch_up(new)
         elif new.probe_granted:
             try:
-                self.breaker.catch_up(per_partition=1)  # so that the oldest waiting batch is the probe
+                self.breaker.catch_up(per_partition=1, routes=self.routes())  # the oldest waiting batch is the probe
             except StoreUnavailableError as exc:  # the probe is then a batch that became ready by itself
                 log.debug("no catch-up for the probe: %s", exc)
         self.state = new
@@ -78,16 +81,22 @@ class ReceiverGate:
         """Make every waiting batch due, then tell the breaker so. Until one monitor has, every monitor's next
         sync is told to try (the closing one may lose Redis, or die, in between)."""
         try:
-            caught_up = self.breaker.catch_up()
+            caught_up = self.breaker.catch_up(routes=self.routes())
             self.breaker.record(0, 0, caught_up=True)
         except StoreUnavailableError as exc:
-            log.warning("receiver answers again, but the waiting batches are not due yet (%s); retrying", exc)
+            log.warning("receiver answers again, but the waiting batches are not due yet (%s); retrying%s", exc,
+                        self._names())  # fmt: skip
             return
         if state.closed_from_ms:
-            log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now",
-                     (state.now_ms - state.closed_from_ms) / 1000, caught_up)  # fmt: skip
+            log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now%s",
+                     (state.now_ms - state.closed_from_ms) / 1000, caught_up, self._names())  # fmt: skip
         else:
-            log.info("caught up for another monitor: %d waiting batch(es) are due now", caught_up)
+            log.info("caught up for another monitor: %d waiting batch(es) are due now%s", caught_up, self._names())
+
+    def _names(self) -> str:
+        """' routes=a,b' for a receiver that is not (only) the route default's; '' for WEBHOOK_URL's alone."""
+        names = self.routes()
+        return "" if names == [DEFAULT_ROUTE] else f" routes={','.join(names)}"
 
     def allowance(self, free: int) -> tuple[int, bool]:
         """How many of `free` slots may take a batch now (all while closed, the one probe while open), and

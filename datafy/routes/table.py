@@ -99,6 +99,10 @@ class RouteTable:
         """A route by name from this process's cache, never asking Redis (for an event loop that must not wait)."""
         return self._by_name.get(name)
 
+    def names_to(self, url: str) -> list[str]:
+        """The routes (deleted ones too) whose batches go to `url`, from this process's cache."""
+        return [route.name for route in self._by_name.values() if route.webhook_url == url]
+
     def live(self) -> list[Route]:
         """Every route not deleted, by name."""
         self.refresh()

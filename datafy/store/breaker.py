@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from datafy.routes.chats import DEFAULT_ROUTE
 from datafy.store.connection import Connection
 from datafy.store.errors import checked, redis_errors
 from datafy.store.scripts import ScriptCall
@@ -75,11 +77,16 @@ class Breaker:
         open_since, paused_until, now, closed_from, granted, count, owed, closed = (int(value) for value in reply)
         return BreakerState(open_since, paused_until, now, closed_from, bool(granted), count, bool(owed), closed)
 
-    def catch_up(self, per_partition: int = 0) -> int:
-        """Make the batches that wait for a retry ready now, oldest wait first: every one, or the oldest
-        `per_partition` of each partition (a probe's candidates); returns how many."""
-        parts = self.connection.keys.all_partitions()
-        calls: list[ScriptCall] = [("catch_up", [part.ready, part.retrying], [per_partition]) for part in parts]
+    def catch_up(self, per_partition: int = 0, routes: Iterable[str] = (DEFAULT_ROUTE,)) -> int:
+        """Make the batches of `routes` (those that deliver to this URL) that wait for a retry ready now, oldest
+        wait first: every one, or the oldest `per_partition` of each partition (a probe's candidates); returns
+        how many."""
+        keys = self.connection.keys
+        calls: list[ScriptCall] = [
+            ("catch_up", [keys.partition(p).ready, keys.route_retrying(p, route)], [per_partition])
+            for route in routes
+            for p in range(keys.partitions)
+        ]
         with redis_errors():
             replies = self.connection.scripts.run_many(calls)
         return sum(checked(replies))

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from datafy.errors import StoreUnavailableError
 from datafy.model import Claim, compact_json
@@ -17,6 +17,9 @@ from datafy.store.errors import checked, redis_errors
 from datafy.store.scripts import ScriptCall
 
 log = logging.getLogger(__name__)
+
+CLAIM, PARK, SKIP = "claim", "park", "skip"  # what ack_and_claim does with a ready batch (see its `admit`)
+PARK_MS = 60_000  # a parked batch is looked at again after this long at the latest (the catch-up is sooner)
 
 
 class Outbox:
@@ -36,11 +39,17 @@ class Outbox:
         return self.ack_and_claim([claim], 0, 0)[0][0]
 
     def ack_and_claim(
-        self, delivered: list[Claim], limit: int, lease_seconds: float, partitions: Mapping[int, int] | None = None
+        self,
+        delivered: list[Claim],
+        limit: int,
+        lease_seconds: float,
+        partitions: Mapping[int, int] | None = None,
+        admit: Callable[[str], str] | None = None,
     ) -> tuple[list[bool], list[Claim]]:
         """Acknowledge `delivered` and lease up to `limit` ready batches, in two round trips in all: the
         acknowledgements travel with the read of the ready indexes, the leases follow. `partitions` maps each
-        partition to poll to how overdue its batches must be (ms); None: all, on time."""
+        partition to poll to how overdue its batches must be (ms); None: all, on time. `admit` says of each ready
+        user whether to CLAIM it, PARK it (its receiver is down) or SKIP it; None: claim every one."""
         parts = self.keys.polled(partitions) if limit > 0 else []
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
         # Near maxmemory nothing optional is kept, so that delivering frees memory and the API recovers by itself.
@@ -65,8 +74,11 @@ class Outbox:
         with redis_errors():
             replies = self.connection.scripts.run_many(calls)
             acks = self.connection.scripts.per_user([c.user for c in delivered], replies[: len(delivered)], "ack")
-            candidates = [user for page in checked(replies[len(delivered) :]) for user in page][:limit]
-            if not candidates:
+            ready = [user for page in checked(replies[len(delivered) :]) for user in page]
+            decisions = [admit(user) for user in ready] if admit else [CLAIM] * len(ready)
+            candidates = [user for user, decision in zip(ready, decisions, strict=True) if decision == CLAIM][:limit]
+            parked = [user for user, decision in zip(ready, decisions, strict=True) if decision == PARK]
+            if not candidates and not parked:
                 return [bool(a) for a in acks], []
             tokens = [uuid.uuid4().hex for _ in candidates]
             lease_ms = int(lease_seconds * 1000)
@@ -75,7 +87,10 @@ class Outbox:
                 ("claim", self._keys(user), [user, lease_ms, token])
                 for user, token in zip(candidates, tokens, strict=True)
             ]
-            replies = self.connection.scripts.per_user(candidates, self.connection.scripts.run_many(leases), "claim")
+            k = self.keys
+            leases += [("park", [k.indexes_of(u).ready, k.retrying_of(u)], [u, PARK_MS]) for u in parked]
+            replies = self.connection.scripts.run_many(leases)[: len(candidates)]
+            replies = self.connection.scripts.per_user(candidates, replies, "claim")
         claims = [
             Claim(user, r[0], r[1], int(r[2]), token, replayed=r[3] == 1, leased_until=leased_until)
             for user, token, r in zip(candidates, tokens, replies, strict=True)
@@ -111,4 +126,4 @@ class Outbox:
 
     def _keys(self, user: str) -> list[str]:
         k, part = self.keys.user(user), self.keys.indexes_of(user)
-        return [part.ready, k.outbox, k.batches, part.retrying]
+        return [part.ready, k.outbox, k.batches, self.keys.retrying_of(user)]

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 REPORT_EVERY_SECONDS = 60  # a user whose script keeps failing is logged at most this often
 SCRIPTS = (
     "append", "flush", "typing", "discard", "claim", "ack", "retry", "bury", "replay", "due_members", "breaker",
-    "catch_up", "beat", "answer_state", "answer", "pause", "route_put", "route_delete",
+    "catch_up", "beat", "answer_state", "answer", "pause", "route_put", "route_delete", "park",
 )  # fmt: skip
 
 ScriptCall = tuple[str, list[str], list[Any]]  # (script name, keys, args)

@@ -14,6 +14,7 @@ from datafy.errors import StoreUnavailableError
 from datafy.model import IncomingMessage
 from datafy.payload import webhook_body
 from datafy.store import Store
+from datafy.store.outbox import CLAIM, PARK
 from devtools.oracle import leftover_keys
 from devtools.redis_server import RedisServer
 from tests.support.messages import deliver_all, msg
@@ -87,3 +88,21 @@ def test_an_attempt_not_counted_leaves_the_attempts_as_they_were(store: Store) -
     assert store.outbox.retry(claim, 0, 503, "HTTP 503", counted=False)
     [again] = store.outbox.claim(1, 60)
     assert again.attempt == claim.attempt == 1
+
+
+def test_a_parked_batch_waits_for_its_routes_catch_up_and_other_routes_go_on(store: Store) -> None:
+    """A batch whose receiver is down is set aside in its route's retrying index (not leased, not lost); the
+    catch-up of that route brings it back, and a batch the catch-up made due is left for the probe."""
+    routed = replace(msg("5511", "oi"), route="loja-a", flush_reason="request")
+    store.buffer.append(routed)
+    store.buffer.append(replace(msg("5511", "oi"), flush_reason="request"))  # the same user, route default
+    decide = lambda chat: PARK if chat.startswith("\x1f") else CLAIM  # noqa: E731  # loja-a's receiver is down
+    _, claims = store.outbox.ack_and_claim([], 10, 60, admit=decide)
+    assert [c.user for c in claims] == ["5511"]
+    assert store.outbox.ack_and_claim([], 10, 60)[1] == []  # parked: not due any more
+    store.breaker.catch_up(routes=["default"])
+    assert store.outbox.ack_and_claim([], 10, 60)[1] == []  # another route's catch-up leaves it parked
+    store.breaker.catch_up(per_partition=1, routes=["loja-a"])  # loja-a's probe candidate
+    assert store.outbox.ack_and_claim([], 10, 60, admit=decide)[1] == []  # parked again? no: left for the probe
+    [probe] = store.outbox.ack_and_claim([], 10, 60)[1]
+    assert probe.user == "\x1floja-a\x1f5511" and probe.attempt == 1
