@@ -31,7 +31,7 @@ def append_message() -> Response:
     result = context.store().buffer.append(msg, access.key_id, settings, table.pending_cap(access.route))
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
-    instruments.count_append(result)
+    instruments.count_append(result, msg.route)
     # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
     flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
     reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}

@@ -186,7 +186,7 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, route: 
         store.aliases.remember(chat_id(route, action.alias), msg.chat)
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)
-    instruments.count_append(result)
+    instruments.count_append(result, route)
     reply: dict[str, Any] = {
         "status": "duplicate" if result.status == "duplicate" else "buffered",
         "user": msg.user,

@@ -13,6 +13,7 @@ from prometheus_client import Counter, Histogram, multiprocess
 
 from datafy.metrics import ENV, LAG_BUCKETS_MS
 from datafy.model import AppendResult
+from datafy.routes.chats import DEFAULT_ROUTE
 
 RECEIVED_RESULTS = ("buffered", "duplicate", "flushed", "rejected", "unavailable")
 SEAL_REASONS = (
@@ -46,6 +47,15 @@ VERDICTS = Counter(
     "The workflow's verdicts on delivered batches (unanswered: carried over to the next batch)",
     ["verdict"],
 )
+# Per route (datafy/routes/), only for routes other than `default`: a deployment without routes keeps exactly the
+# series it had, and the label's values are bounded by the number of routes.
+ROUTE_MESSAGES = Counter(
+    "datafy_route_messages_received", "Messages a route's keys sent to the API, by what became of them",
+    ["route", "result"],
+)  # fmt: skip
+ROUTE_DELIVERY_ATTEMPTS = Counter(
+    "datafy_route_delivery_attempts", "Webhook delivery attempts of a route's batches, by outcome", ["route", "outcome"]
+)
 DELIVERY_LAG = Histogram(
     "datafy_delivery_lag_seconds", "Arrival of a delivered batch at the receiver minus the deadline it was due at",
     buckets=[bound / 1000 for bound in LAG_BUCKETS_MS],
@@ -70,13 +80,22 @@ def init_monitor() -> None:
         BATCHES_SEALED.labels(reason)
 
 
-def count_append(result: AppendResult) -> None:
-    """Count one appended message, and the batches its append sealed."""
+def count_append(result: AppendResult, route: str = DEFAULT_ROUTE) -> None:
+    """Count one appended message of `route`, and the batches its append sealed."""
     MESSAGES_RECEIVED.labels("duplicate" if result.status == "duplicate" else result.status).inc()
+    if route != DEFAULT_ROUTE:
+        ROUTE_MESSAGES.labels(route, "duplicate" if result.status == "duplicate" else result.status).inc()
     if result.status == "flushed":
         count_sealed([result.reason or "request"])
     if result.sealed is not None:
         count_sealed([result.sealed.reason])
+
+
+def count_attempt(outcome: str, route: str = DEFAULT_ROUTE) -> None:
+    """Count one delivery attempt's outcome (delivered, retry, dead_letter) of a batch of `route`."""
+    DELIVERY_ATTEMPTS.labels(outcome).inc()
+    if route != DEFAULT_ROUTE:
+        ROUTE_DELIVERY_ATTEMPTS.labels(route, outcome).inc()
 
 
 def count_rejected(status: int) -> None:

@@ -12,7 +12,7 @@ from datafy.metrics import instruments
 from datafy.monitor.gate import receiver_failed
 from datafy.monitor.sender import EXPIRED, LEASE_SHORT, NOT_POSTED, UNKNOWN_ROUTE, Sent
 from datafy.retry import retry_delay
-from datafy.routes.chats import DEFAULT_ROUTE, split_chat
+from datafy.routes.chats import DEFAULT_ROUTE, route_of, split_chat
 from datafy.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Recorder:
                 _ids(sent), sent.messages, sent.reason, sent.result.status, sent.result.duration_ms,
                 f" hold=next batch waits up to {sent.await_ms / 1000:.0f}s for the answer" if sent.await_ms else "",
             )  # fmt: skip
-            instruments.DELIVERY_ATTEMPTS.labels("delivered").inc()
+            instruments.count_attempt("delivered", route_of(sent.claim.user))
             instruments.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
             if sent.lag_ms is not None:
                 instruments.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
@@ -86,7 +86,7 @@ class Recorder:
         delay = retry_delay(attempt, schedule, result.retry_after)
         if result.retryable and delay is not None:
             if self.store.outbox.retry(claim, delay, result.status, result.error, counted):
-                instruments.DELIVERY_ATTEMPTS.labels("retry").inc()
+                instruments.count_attempt("retry", route_of(claim.user))
                 self.retries += 1
                 log.warning("delivery failed, retrying %s error=%r in=%.1fs", _ids(sent), result.error, delay)
             return
@@ -94,7 +94,7 @@ class Recorder:
         reason = "expired" if result.error == EXPIRED else reasons[result.retryable]
         moved, trimmed = self.store.outbox.bury(claim, result.status, result.error, reason)
         if moved:
-            instruments.DELIVERY_ATTEMPTS.labels("dead_letter").inc()
+            instruments.count_attempt("dead_letter", route_of(claim.user))
             self.dead_letters += 1
             log.error("dead-lettered %s error=%r reason=%s", _ids(sent), result.error, reason)
         if trimmed:

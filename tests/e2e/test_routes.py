@@ -14,7 +14,7 @@ import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devtools.processes import system
-from devtools.receiver import Receiver
+from devtools.receiver import Receiver, Reply
 from tests.support.gateway_bodies import fixture
 
 ENV_KEY, ADMIN = "environment-ingest-key", {"X-API-Key": "admin-secret"}
@@ -54,6 +54,9 @@ def test_each_route_gets_its_own_batches_at_its_own_path_signed_with_its_own_sec
         assert guard.status_code == 404
         own = requests.get(f"{url}/api/chats/5511999/batches/{batch_b}", headers={"X-API-Key": KEY_B}, timeout=5)
         assert own.status_code == 200 and own.json()["state"] == "delivered"
+        scrape = requests.get(f"{url}/metrics", headers=ADMIN, timeout=5).text
+        assert 'datafy_route_messages_received_total{result="buffered",route="loja-a"} 2.0' in scrape
+        assert 'route="default"' not in scrape  # the environment's traffic keeps its series as before
     by_path = {r.path.removeprefix("/webhook"): r for r in receiver.received}
     assert sorted(by_path) == ["", "/loja-a", "/loja-b"]
     a, b, plain = by_path["/loja-a"], by_path["/loja-b"], by_path[""]
@@ -149,3 +152,40 @@ def test_evolutions_global_webhook_reaches_two_routes_by_instance(
     instances = {"/loja-a": "loja-a-zap", "/loja-b": "loja-b-zap", "": "outra"}
     for received in receiver.received:  # the chat id names the instance (sources/evolution.py), as before routes
         assert received.body["user"].startswith(f"evolution:{instances[received.path.removeprefix('/webhook')]}:")
+
+
+@pytest.mark.parametrize("down_route", ["loja-a", None], ids=["a-route", "default"])
+def test_a_receiver_that_is_down_delays_no_other_route(
+    env: dict[str, str], receiver: Receiver, tmp_path: Path, down_route: str | None
+) -> None:
+    """One workflow answers 503 for a while (a route's, or the environment's WEBHOOK_URL): its breaker opens and
+    its batches wait, while another route's batches keep arriving on time; when it answers again its batches
+    follow within seconds, none dead-lettered."""
+    down = threading.Event()
+    down.set()
+
+    def behaviour(batch: dict, nth: int) -> Reply:
+        return Reply(503) if batch.get("route") == down_route and down.is_set() else Reply()
+
+    receiver.behaviour = behaviour
+    down_key = KEY_A if down_route else ENV_KEY
+    with system(routed_env(env, receiver), tmp_path) as (api, monitor):
+        url = api.extra["url"]
+        add_route(url, receiver, "loja-a", KEY_A)
+        add_route(url, receiver, "loja-b", KEY_B)
+        for n in range(12):
+            assert send(url, down_key, f"a{n}", f"down-{n}", ttl=0.2).status_code == 200
+        assert receiver.wait_for(lambda r: "sending only one probe" in monitor.log(), timeout=15), monitor.log()
+        lags = []
+        for n in range(10):  # one receiver is down: every other route goes on as usual
+            sent_at = time.monotonic()
+            assert send(url, KEY_B, f"b{n}", f"loja-b-{n}", ttl=0.2).status_code == 200
+            assert receiver.wait_for(lambda r, n=n: any(f"loja-b-{n}" in b["messages"] for b in r.delivered), 5)
+            lags.append(time.monotonic() - sent_at)
+        assert max(lags) < 1.5, lags  # ttl 0.2 s: on time, not at the probe's pace
+        down.clear()
+        back = time.monotonic()
+        assert receiver.wait_for(lambda r: sum(b.get("route") == down_route for b in r.delivered) == 12, timeout=15)
+        recovered = time.monotonic() - back
+    assert recovered < 6, recovered  # one probe (every 2 s), then the catch-up
+    assert "dead-lettered" not in monitor.log()
