@@ -45,6 +45,35 @@ def gather(store: Store, webhook_url: str = "", now_ms: int | None = None) -> di
     }
 
 
+def gather_route(store: Store, route: str, webhook_url: str, now_ms: int | None = None) -> dict[str, Any]:
+    """The status document as a route's admin key sees it: the route's own counts and receiver; the monitors as
+    a count and the delivery figures as zeros (they are the whole deployment's, other clients' included)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    counts = store.views.route_counts(route)
+    empty = _figures(Figures())
+    return {
+        "success": True,
+        "at": iso_from_ms(now_ms),
+        "route": route,
+        "chats": {
+            "pending": counts.pending_chats,
+            "due_next_minute": counts.due_next_minute,
+            "held": counts.held,
+            "paused": counts.paused,
+        },
+        # Leased or waiting: the parked and retrying ones are counted apart.
+        "batches": {
+            "ready": counts.ready,
+            "retrying": counts.retrying,
+            "in_flight": max(0, counts.scheduled - counts.retrying),
+        },
+        "dead_letters": counts.dead_letters,
+        "monitors": {"alive": len(store.monitors.alive()), "processes": []},
+        "receiver": _receiver(store, webhook_url, [], now_ms),
+        "deliveries": {"last_minute": empty, "last_15_minutes": empty, "per_minute": []},
+    }
+
+
 def deliveries(store: Store, now_ms: int) -> dict[str, Any]:
     """Deliveries and lag over the last 60 s and 15 min (sliding: the oldest minute counts for the share of it
     still inside the window), and per minute, oldest first, the current one last."""

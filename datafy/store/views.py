@@ -1,10 +1,13 @@
 """Cheap figures of the whole system, for /api/status, the dashboard and the Prometheus gauges: a few
-counting commands per partition in one pipelined round trip (per primary on a Cluster), never a scan."""
+counting commands per partition in one pipelined round trip (per primary on a Cluster), never a scan. One route's
+own figures (its admin key's status) are the exception: they scan for its chat ids."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from datafy.routes.chats import chat_prefix
 from datafy.store.connection import Connection
 from datafy.store.errors import redis_errors
 
@@ -46,3 +49,31 @@ class Views:
         sums = [sum(replies[i::8]) for i in range(8)]
         pending, soon, ready_all, ready_now, retrying, dead, held, paused = sums
         return Counts(pending, soon, ready_now, retrying, ready_all - ready_now, dead, held, paused)
+
+    def route_counts(self, route: str) -> Counts:
+        """The counts of one route's chats: a scan of the indexes for its chat ids (for a route's own status,
+        asked by its admin key; never on a hot path)."""
+        prefix = chat_prefix(route) + "*"  # a route's name has no glob characters ([a-z0-9-])
+        client = self.connection.client
+        with redis_errors():
+            now = self.connection.now_ms()
+            scores = {name: [] for name in ("due", "ready", "held", "paused")}
+            retrying = 0
+            for p, part in enumerate(self.keys.all_partitions()):
+                for name in scores:
+                    index = getattr(part, name)
+                    scores[name] += [score for _, score in client.zscan_iter(index, match=prefix, count=1000)]
+                retrying += client.zcard(self.keys.route_retrying(p, route))
+            dead = sum(1 for p in self.keys.all_partitions() for _, info in client.hscan_iter(p.dead_data, match="i:*")
+                       if json.loads(info)["user"].startswith(chat_prefix(route)))  # fmt: skip
+        due, ready = scores["due"], scores["ready"]
+        return Counts(
+            pending_chats=len(due),
+            due_next_minute=sum(1 for score in due if score <= now + SOON_MS),
+            ready=sum(1 for score in ready if score <= now),
+            retrying=retrying,
+            scheduled=sum(1 for score in ready if score > now),
+            dead_letters=dead,
+            held=sum(1 for score in scores["held"] if score >= now),
+            paused=sum(1 for score in scores["paused"] if score >= now),
+        )

@@ -156,3 +156,16 @@ def test_put_changes_the_given_fields_and_keeps_the_keys(client: FlaskClient) ->
     route = reply.get_json()["route"]
     assert route["webhook_url"].endswith("/new") and route["api_keys"] == ["…0001"] and route["defaults"] == {"ttl": 5}
     assert client.put("/api/routes/nope", json={"webhook_url": "http://x"}, headers=ADMIN).status_code == 404
+
+
+def test_a_route_admin_key_reads_its_own_routes_status_only(client: FlaskClient) -> None:
+    add_route(client, "loja-a", KEY_A, admin_keys=[ADMIN_A])
+    add_route(client, "loja-b", KEY_B)
+    client.post("/api/message", json={"user": "u", "message": "oi", "ttl": 60}, headers={"X-API-Key": KEY_A})
+    for n in range(3):
+        client.post("/api/message", json={"user": f"b{n}", "message": "oi", "ttl": 60}, headers={"X-API-Key": KEY_B})
+    own = client.get("/api/status", headers={"X-API-Key": ADMIN_A}).get_json()
+    assert own["route"] == "loja-a" and own["chats"]["pending"] == 1 and own["monitors"]["processes"] == []
+    assert own["deliveries"]["last_minute"]["delivered"] == 0  # the deployment's figures are not shown to a route
+    every = client.get("/api/status", headers=ADMIN).get_json()
+    assert "route" not in every and every["chats"]["pending"] == 4
