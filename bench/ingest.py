@@ -31,10 +31,13 @@ def ensure_wrk() -> str:
     return path
 
 
-def run_wrk(wrk: str, url: str, connections: int, seconds: int) -> dict:
+def run_wrk(wrk: str, url: str, connections: int, seconds: int, headers: dict[str, str] | None = None) -> dict:
     threads = min(connections, 2)
     script = str(HERE / "wrk_message.lua")
-    args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script, url]
+    args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    args.append(url)
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "ingest", "flush_lag", "delivery", "burst", "outage", "catch_up", "http_floor", "memory", "steady", "polling",
-    "topologies", "answering",
+    "topologies", "answering", "routes",
 ]  # fmt: skip
 EXTRA = ["soak"]
 
