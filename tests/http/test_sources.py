@@ -224,3 +224,25 @@ def test_a_presence_under_the_customers_lid_reaches_the_phones_chat(client: Flas
         "results"
     ]
     assert typing["status"] == "typing" and typing["user"] == phone_chat and typing["pending"] is True
+
+
+def test_a_global_key_reaches_the_route_that_matches_the_event(secured: FlaskClient, store: Store) -> None:
+    """One Meta app for several numbers, one Evolution server for several instances: the event's number or
+    instance picks the route (match); a route's own key picks its route whatever the event says."""
+    admin = {"X-API-Key": "admin-secret"}
+    body = fixture("whatsapp/two_messages")
+    number = body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+    doc = {"name": "loja-w", "webhook_url": "http://127.0.0.1:9/w", "match": {"whatsapp_phone_number_id": [number]}}
+    assert secured.post("/api/routes", json=doc, headers=admin).status_code == 201
+    doc = {"name": "loja-e", "webhook_url": "http://127.0.0.1:9/e", "api_keys": ["loja-e-own-key-0001"]}
+    assert secured.post("/api/routes", json=doc, headers=admin).status_code == 201
+    raw = json.dumps(body).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    reply = secured.post(f"/api/sources/whatsapp?key={KEY}", data=raw, content_type="application/json",
+                         headers={"X-Hub-Signature-256": signature})  # fmt: skip
+    assert reply.status_code == 200
+    chats = secured.get("/api/chats", headers=admin).get_json()["chats"]
+    assert {chat.get("route") for chat in chats} == {"loja-w"}
+    assert send(secured, f"{EVOLUTION}?key=loja-e-own-key-0001", fixture("evolution/text")).status_code == 200
+    chats = secured.get("/api/chats", headers=admin).get_json()["chats"]
+    assert {chat.get("route") for chat in chats} == {"loja-e", "loja-w"}
