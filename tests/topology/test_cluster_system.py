@@ -214,3 +214,29 @@ def test_one_waiting_chat_is_delivered_soon_after_the_receiver_returns(
     """As tests/e2e/test_recovery.py, on a Cluster: the probe's batch may live on any primary."""
     took = measure_recovery(cluster_env(cluster, receiver), receiver, tmp_path, containers=2, processes=2, rounds=2)
     assert all(seconds <= WITHIN_SECONDS for seconds in took), took
+
+
+def test_routes_on_a_cluster(cluster: LocalCluster, receiver: Receiver, tmp_path: Path) -> None:
+    """The route table lives on one slot ({routes}); each route's chats spread over the primaries as before, its
+    batches reach its own path, and a route whose receiver is down delays no other."""
+    admin = {"X-API-Key": TEST_ENV["ADMIN_API_KEY"]}
+    receiver.behaviour = lambda batch, nth: Reply(status=503) if batch.get("route") == "down" else Reply()
+    env = cluster_env(cluster, receiver, API_KEY="cluster-env-key", INGEST_AUTH="on")
+    with system(env, tmp_path) as (api, _monitor):
+        url = api.extra["url"]
+        for name in ("loja", "down"):
+            doc = {"name": name, "webhook_url": f"{receiver.url}/{name}", "api_keys": [f"{name}-key-on-the-cluster"]}
+            assert requests.post(f"{url}/api/routes", json=doc, headers=admin, timeout=5).status_code == 201
+        session = requests.Session()
+        for name in ("down", "loja"):
+            for u in range(30):
+                reply = session.post(f"{url}/api/message", json={"user": f"5511{u:03d}", "message": name, "ttl": 0.3},
+                                     headers={"X-API-Key": f"{name}-key-on-the-cluster"})  # fmt: skip
+                assert reply.status_code == 200
+        assert receiver.wait_for(lambda r: sum(b.get("route") == "loja" for b in r.delivered) == 30, timeout=20)
+        routes = session.get(f"{url}/api/routes", headers=admin).json()["routes"]
+    assert [route["name"] for route in routes] == ["default", "down", "loja"]
+    assert all(r.path == "/webhook/loja" for r in receiver.received if r.body.get("route") == "loja")
+    assert {b["messages"][0] for b in receiver.delivered} == {"loja"}
+    keys = KeySpace("datafy").routes()
+    assert len({key_slot(key.encode()) for key in (keys.rows, keys.keys, keys.match, keys.version)}) == 1
