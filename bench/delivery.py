@@ -116,8 +116,8 @@ def main() -> int:
     if args.routes:  # one size, several route counts: the key is the route count
         sizes = [int(n) for n in args.routes.split(",")]
     results: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
-    for round_ in range(args.rounds):  # interleaved: the VM's speed drifts between runs
-        for n in sizes:
+    for round_ in range(args.rounds):  # interleaved, the order swapped each round: the VM's speed drifts
+        for n in sizes[:: 1 if round_ % 2 == 0 else -1]:
             r = one_round(int(args.batches.split(",")[0]), tmp, monitor_env, n) if args.routes else one_round(
                 n, tmp, monitor_env)  # fmt: skip
             results[n].append(r)

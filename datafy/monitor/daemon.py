@@ -81,6 +81,7 @@ class Monitor:
             self.slot, s.redis_url_redacted, redact_url(s.webhook_url), s.webhook_concurrency, s.flush_poll_interval,
         )  # fmt: skip
         check_redis(self.store)
+        self.routes.refresh(force=True)  # before the first lease: a batch of an unknown route waits half a second
         listener = ExpiryListener(self.store, self._expired, self.stopping)
         self.sender.start()
         listener.start()

@@ -7,10 +7,11 @@ again the catch-up makes its parked batches due. Every other route's batches go 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from datafy.config import Settings
-from datafy.monitor.gate import ReceiverGate
+from datafy.monitor.gate import SYNC_EVERY_SECONDS, ReceiverGate
 from datafy.monitor.sender import Sent
 from datafy.routes.chats import DEFAULT_ROUTE, route_of
 from datafy.routes.table import RouteTable
@@ -72,7 +73,9 @@ class Gates:
             url = self.url_of(sent.claim.user)
             if url is not None:
                 groups.setdefault(url, []).append(sent)
-        busy = {url for url, gate in self._gates.items() if gate.state.troubled or gate.unreported or gate.release >= 0}
+        now = time.monotonic()
+        busy = {url for url, gate in self._gates.items() if gate.state.troubled or gate.release >= 0
+                or (gate.unreported and now - gate.synced >= SYNC_EVERY_SECONDS)}  # fmt: skip
         for url in {self.settings.webhook_url, *groups, *busy}:
             self._gate(url).settle(groups.get(url, []), claiming)
 
