@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from datafy.model import iso_from_ms
-from datafy.store import Store
+from datafy.store import Counts, Store
 from datafy.store.breaker import read_receiver
 from datafy.store.stats import Figures
 
@@ -27,12 +27,7 @@ def gather(store: Store, webhook_url: str = "", now_ms: int | None = None) -> di
     return {
         "success": True,
         "at": iso_from_ms(now_ms),
-        "chats": {
-            "pending": counts.pending_chats,
-            "due_next_minute": counts.due_next_minute,
-            "held": counts.held,
-            "paused": counts.paused,
-        },
+        "chats": _chats(counts),
         "batches": {
             "ready": counts.ready,
             "retrying": counts.retrying,
@@ -55,12 +50,7 @@ def gather_route(store: Store, route: str, webhook_url: str, now_ms: int | None 
         "success": True,
         "at": iso_from_ms(now_ms),
         "route": route,
-        "chats": {
-            "pending": counts.pending_chats,
-            "due_next_minute": counts.due_next_minute,
-            "held": counts.held,
-            "paused": counts.paused,
-        },
+        "chats": _chats(counts),
         # Leased or waiting: the parked and retrying ones are counted apart.
         "batches": {
             "ready": counts.ready,
@@ -88,6 +78,11 @@ def deliveries(store: Store, now_ms: int) -> dict[str, Any]:
     last_15.add(minutes[-WINDOW_MINUTES - 1][1], inside)
     per_minute = [{"minute": iso_from_ms(start * 1000), **_figures(f)} for start, f in minutes[-WINDOW_MINUTES:]]
     return {"last_minute": _figures(last_minute), "last_15_minutes": _figures(last_15), "per_minute": per_minute}
+
+
+def _chats(counts: Counts) -> dict[str, int]:
+    return {"pending": counts.pending_chats, "due_next_minute": counts.due_next_minute, "held": counts.held,
+            "paused": counts.paused}  # fmt: skip
 
 
 def _figures(figures: Figures) -> dict[str, Any]:

@@ -71,3 +71,19 @@ local function seal(user, user_json, batch_id, reason, now, seq_ttl)
   clear_open_batch(user)
   return {sequence, #items}
 end
+
+-- Remove a stored route's key and match entries from the route indexes (KEYS[2] keys, KEYS[3] match of the
+-- route scripts), before the route is written again or deleted.
+local function forget_route_entries(row_json)
+  local route = cjson.decode(row_json)
+  for _, kind in ipairs({'api_keys', 'admin_keys'}) do
+    for _, ref in ipairs(route[kind] or {}) do
+      redis.call('HDEL', KEYS[2], ref[1])
+    end
+  end
+  for kind, values in pairs(route['match'] or {}) do
+    for _, value in ipairs(values) do
+      redis.call('HDEL', KEYS[3], kind .. ':' .. value)
+    end
+  end
+end

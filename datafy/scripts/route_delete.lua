@@ -8,16 +8,6 @@ local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old or cjson.decode(old)['deleted_ms'] ~= 0 then
   return {'missing'}
 end
-local before = cjson.decode(old)
-for _, kind in ipairs({'api_keys', 'admin_keys'}) do
-  for _, ref in ipairs(before[kind] or {}) do
-    redis.call('HDEL', KEYS[2], ref[1])
-  end
-end
-for kind, values in pairs(before['match'] or {}) do
-  for _, value in ipairs(values) do
-    redis.call('HDEL', KEYS[3], kind .. ':' .. value)
-  end
-end
+forget_route_entries(old)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {'ok', redis.call('INCR', KEYS[4])}

@@ -26,17 +26,7 @@ for i = 5 + 2 * n_keys, #ARGV do
   end
 end
 if old then -- what the route held before goes; what it holds now comes back below
-  local before = cjson.decode(old)
-  for _, kind in ipairs({'api_keys', 'admin_keys'}) do
-    for _, ref in ipairs(before[kind] or {}) do
-      redis.call('HDEL', KEYS[2], ref[1])
-    end
-  end
-  for kind, values in pairs(before['match'] or {}) do
-    for _, value in ipairs(values) do
-      redis.call('HDEL', KEYS[3], kind .. ':' .. value)
-    end
-  end
+  forget_route_entries(old)
 end
 for i = 5, 4 + 2 * n_keys, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1] .. ' ' .. name)
