@@ -11,8 +11,9 @@ from flask import request
 
 from datafy.config import Settings
 from datafy.errors import ApiError
+from datafy.http import context
 from datafy.routes.chats import DEFAULT_ROUTE, chat_id, route_of
-from datafy.routes.route import ADMIN, INGEST
+from datafy.routes.route import ADMIN, INGEST, NAME
 from datafy.routes.table import RouteTable
 
 EVERY_ROUTE = None  # an environment admin key's scope
@@ -28,9 +29,9 @@ class Access:
     key_id: str = ""
 
     def chat(self, user: str) -> str:
-        """The chat `user` names for this caller. An environment admin key picks a route with ?route=<name>."""
-        route = self.route or request.args.get("route", "").strip() or DEFAULT_ROUTE
-        return chat_id(route, user)
+        """The chat `user` names for this caller. An environment admin key picks a route with ?route=<name>
+        (400 for a name no route could have, 404 for a route that does not exist)."""
+        return chat_id(self.route or _route_asked(), user)
 
     def sees(self, chat: str) -> bool:
         """Whether this caller may see `chat` (a route's keys never see another route's chats)."""
@@ -39,6 +40,18 @@ class Access:
     def sees_route(self, name: str) -> bool:
         """Whether this caller may see the route `name`."""
         return self.route is EVERY_ROUTE or name == self.route
+
+
+def _route_asked() -> str:
+    name = request.args.get("route")
+    if name is None or name == DEFAULT_ROUTE:
+        return DEFAULT_ROUTE
+    if not NAME.fullmatch(name):
+        raise ApiError(400, "invalid_field", "route must be a route's name: 1 to 40 characters of a-z, 0-9 and -",
+                       "route")  # fmt: skip
+    if context.routes().get(name) is None:
+        raise ApiError(404, "not_found", f"no route named {name!r}", "route")
+    return name
 
 
 def ingest_access(settings: Settings, table: RouteTable) -> Access:

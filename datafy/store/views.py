@@ -36,17 +36,23 @@ class Views:
         self.keys = connection.keys
 
     def counts(self) -> Counts:
-        """The counts of every partition, added up."""
+        """The counts of every partition, added up (every route's batches waiting for a retry included)."""
         with redis_errors():
             now = self.connection.now_ms()
+            routes = self.connection.client.hkeys(self.keys.routes().rows)
             pipe = self.connection.client.pipeline(transaction=False)
             for part in self.keys.all_partitions():
                 pipe.zcard(part.due).zcount(part.due, "-inf", now + SOON_MS)
                 pipe.zcard(part.ready).zcount(part.ready, "-inf", now)
                 pipe.zcard(part.retrying).zcard(part.dead)
                 pipe.zcount(part.held, now, "+inf").zcount(part.paused, now, "+inf")
+            for route in routes:
+                for p in range(self.keys.partitions):
+                    pipe.zcard(self.keys.route_retrying(p, route))
             replies = pipe.execute()
-        sums = [sum(replies[i::8]) for i in range(8)]
+        fixed = 8 * self.keys.partitions
+        sums = [sum(replies[i:fixed:8]) for i in range(8)]
+        sums[4] += sum(replies[fixed:])
         pending, soon, ready_all, ready_now, retrying, dead, held, paused = sums
         return Counts(pending, soon, ready_now, retrying, ready_all - ready_now, dead, held, paused)
 

@@ -87,7 +87,7 @@ def session() -> Iterator[requests.Session]:
 
 def auth_headers(path: str) -> dict[str, str]:
     """The key each route needs: admin routes the admin key, the rest the ingest key."""
-    if path.startswith(("/api/chats", "/api/dead-letters", "/api/status", "/metrics")):
+    if path.startswith(("/api/chats", "/api/dead-letters", "/api/status", "/metrics", "/api/routes")):
         return {"Authorization": f"Bearer {ADMIN_KEY}"}
     return {"X-API-Key": INGEST_KEY}
 

@@ -110,7 +110,7 @@
       const [routes, dead, status] = await Promise.all([
         api("GET", "/api/routes"),
         api("GET", "/api/dead-letters?limit=50"),
-        // The status is the whole deployment's: a route's admin key (accepted just above) may not read it.
+        // A route's admin key reads its own route's status; an older API refuses it: then no status is shown.
         api("GET", "/api/status").catch((error) => {
           if ([401, 403, 404].includes(error.status)) return null;
           throw error;
@@ -171,7 +171,7 @@
     const chartText = {lang, empty: t("noDeliveries")};
     window.DATAFY_CHARTS.bars($("chart-deliveries"), d.per_minute, chartText);
     window.DATAFY_CHARTS.lines($("chart-lag"), d.per_minute, chartText);
-    drawMonitors(status.monitors.processes);
+    drawMonitors(status.monitors.processes, status.route ? status.monitors.alive : null);
   }
 
   function button(action, key, label, cls, route) {
@@ -262,7 +262,12 @@
     await refresh();
   }
 
-  function drawMonitors(processes) {
+  function drawMonitors(processes, aliveOnly) {
+    // A route's admin key gets the count alone: the processes are the whole deployment's.
+    if (aliveOnly) {
+      return void $("monitors-body").replaceChildren(
+        el("tr", {class: "empty"}, el("td", {colspan: 7}, t("monitorsAlive") + ": " + aliveOnly)));
+    }
     const rows = processes.map((m) => el("tr", {}, el("td", {}, m.id), el("td", {}, m.host), el("td", {}, m.pid),
       el("td", {}, m.version), el("td", {}, time(m.started_at, true)), el("td", {}, time(m.last_beat_at)), el("td", {}, m.in_flight)));
     $("monitors-body").replaceChildren(...(rows.length ? rows : [emptyRow(7, "noMonitors")]));
