@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
-
-from redis.connection import parse_url
+from urllib.parse import urlsplit
 
 from datafy.config.env import EnvReader, parse_duration, parse_switch
 from datafy.config.redis import RedisOptions
+from datafy.config.values import (
+    check_redis_url,
+    choice,
+    is_http_url,
+    jwt_secret,
+    parse_format,
+    parse_keys,
+    parse_level,
+    parse_schedule,
+    parse_secrets,
+    public_url,
+    url_from_parts,
+    writable_dir,
+)
 from datafy.errors import ConfigurationError
-from datafy.signing import check_secret
 
 # Paced for a person waiting on WhatsApp: seconds first, then wider gaps; about a day in all (docs/GUARANTEES.md).
 DEFAULT_RETRY_SCHEDULE = "1s,2s,5s,10s,30s,1m,2m,5m,10m,30m,1h,2h,4h,8h,12h"
 MAX_SECONDS = 365 * 86400  # the longest ttl, max_wait or dedupe window: a year keeps every deadline a valid date
 MAX_MONITOR_PROCESSES = 64
-MIN_RETRY_STEP_SECONDS = 0.001  # WEBHOOK_RETRY_SCHEDULE: a zero step would retry at once, in a loop
 LEASE_MARGIN_SECONDS = 3.0  # DELIVERY_VISIBILITY_TIMEOUT - WEBHOOK_TIMEOUT at least
 
 
@@ -110,8 +119,8 @@ class Settings:
         reader = EnvReader(env)
         redis_db = reader.get("REDIS_DB", int, 0, minimum=0)
         redis = RedisOptions.from_env(env, reader)
-        redis_url = env.get("REDIS_URL", "").strip() or _url_from_parts(reader, redis_db, redis.wants_tls)
-        redis_db = _check_redis_url(redis_url, "REDIS_URL" if env.get("REDIS_URL", "").strip() else "REDIS_HOST")
+        redis_url = env.get("REDIS_URL", "").strip() or url_from_parts(reader, redis_db, redis.wants_tls)
+        redis_db = check_redis_url(redis_url, "REDIS_URL" if env.get("REDIS_URL", "").strip() else "REDIS_HOST")
         if redis.wants_tls and not redis_url.startswith("rediss://"):
             raise ConfigurationError("REDIS_TLS_* is set but REDIS_URL is not rediss://: use rediss:// for TLS")
         webhook_url = env.get("WEBHOOK_URL", "").strip()
@@ -150,36 +159,36 @@ class Settings:
             await_answer=reader.get("AWAIT_ANSWER", parse_switch, False),
             answer_timeout=reader.get("ANSWER_TIMEOUT", parse_duration, 120.0, minimum=1, maximum=86400),
             human_pause=reader.get("HUMAN_PAUSE", parse_duration, 1800.0, minimum=1, maximum=7 * 86400),
-            public_url=reader.get("PUBLIC_URL", _public_url, ""),
+            public_url=reader.get("PUBLIC_URL", public_url, ""),
             max_typing_extension=reader.get(
                 "MAX_TYPING_EXTENSION", parse_duration, 60.0, minimum=0, maximum=MAX_SECONDS
             ),
             webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
             monitor_processes=reader.get("MONITOR_PROCESSES", int, 0, minimum=0, maximum=MAX_MONITOR_PROCESSES),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),
-            webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, cls.webhook_retry_schedule),
-            webhook_secrets=_parse_secrets(env.get("WEBHOOK_SECRET", "")),
+            webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", parse_schedule, cls.webhook_retry_schedule),
+            webhook_secrets=parse_secrets(env.get("WEBHOOK_SECRET", "")),
             max_batch_age=reader.get("MAX_BATCH_AGE", parse_duration, 0.0, minimum=0, maximum=MAX_SECONDS),
             delivery_visibility_timeout=reader.get("DELIVERY_VISIBILITY_TIMEOUT", float, 60.0, minimum=1),
             dead_letter_max=reader.get("DEAD_LETTER_MAX", int, 10000, minimum=1),
             flush_poll_interval=reader.get("FLUSH_POLL_INTERVAL", float, 0.1, minimum=0.005, maximum=10),
             shutdown_grace=reader.get("SHUTDOWN_GRACE", float, 20.0, minimum=0),
-            api_keys=_keys(env.get("API_KEY", "")),
-            admin_api_keys=_keys(env.get("ADMIN_API_KEY", "")),
+            api_keys=parse_keys(env.get("API_KEY", "")),
+            admin_api_keys=parse_keys(env.get("ADMIN_API_KEY", "")),
             ingest_auth=reader.get("INGEST_AUTH", parse_switch, True),
-            log_level=reader.get("LOG_LEVEL", _parse_level, "INFO"),
-            log_format=reader.get("LOG_FORMAT", _parse_format, "text"),
+            log_level=reader.get("LOG_LEVEL", parse_level, "INFO"),
+            log_format=reader.get("LOG_FORMAT", parse_format, "text"),
             # --- Metrics ---
             metrics_port=reader.get("METRICS_PORT", int, 9464, minimum=0, maximum=65535),
             metrics_host=env.get("HOST", "").strip() or "0.0.0.0",
-            metrics_tokens=_keys(env.get("METRICS_TOKEN", "")),
-            metrics_dir=reader.get("PROMETHEUS_MULTIPROC_DIR", _writable_dir, ""),
+            metrics_tokens=parse_keys(env.get("METRICS_TOKEN", "")),
+            metrics_dir=reader.get("PROMETHEUS_MULTIPROC_DIR", writable_dir, ""),
             # --- Sources ---
-            evolution_jwt_secret=_jwt_secret(env.get("EVOLUTION_JWT_SECRET", "").strip()),
+            evolution_jwt_secret=jwt_secret(env.get("EVOLUTION_JWT_SECRET", "").strip()),
             evolution_from_me=reader.get(
-                "EVOLUTION_FROM_ME", _choice("EVOLUTION_FROM_ME", "ignore", "discard", "pause"), "ignore"
+                "EVOLUTION_FROM_ME", choice("EVOLUTION_FROM_ME", "ignore", "discard", "pause"), "ignore"
             ),
-            group_messages=reader.get(groups, _choice(groups, "ignore", "chat"), "ignore"),
+            group_messages=reader.get(groups, choice(groups, "ignore", "chat"), "ignore"),
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", "").strip(),
             whatsapp_app_secret=env.get("WHATSAPP_APP_SECRET", "").strip(),
         )
@@ -205,143 +214,3 @@ class Settings:
                 f"({self.webhook_timeout:g}) + {LEASE_MARGIN_SECONDS:g}: a lease must outlive the whole POST (connect "
                 f"included) and the moment between the lease and the POST, or one batch could be sent twice at once"
             )
-
-
-def _public_url(text: str) -> str:
-    """The API's public address, without a trailing slash: an http(s) URL with a host, nothing after the path."""
-    url = text.rstrip("/")
-    if not is_http_url(url) or urlsplit(url).query or urlsplit(url).fragment:
-        raise ValueError("must be an http:// or https:// URL with a host, like https://datafy.example.com")
-    return url
-
-
-def is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # raises ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _parse_schedule(text: str) -> tuple[float, ...]:
-    """Comma-separated waits, each above zero: a zero step would retry a failing receiver at once, in a loop."""
-    steps = tuple(parse_duration(step) for step in text.split(",") if step.strip())
-    if not steps or min(steps) < MIN_RETRY_STEP_SECONDS:
-        raise ConfigurationError(
-            f"WEBHOOK_RETRY_SCHEDULE={text!r} must list waits of at least 1ms, separated by commas (like 1s,5s,1m)"
-        )
-    return steps
-
-
-def _parse_secrets(text: str) -> tuple[str, ...]:
-    """Space-separated Standard Webhooks secrets; the error never repeats a secret."""
-    secrets = tuple(text.split())
-    for position, secret in enumerate(secrets, start=1):
-        try:
-            check_secret(secret)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"WEBHOOK_SECRET: secret {position} is {exc}; each must be whsec_ followed by the base64 of 24 to "
-                f"64 random bytes (several are separated by spaces)"
-            ) from None
-    return secrets
-
-
-def _keys(text: str) -> tuple[str, ...]:
-    """Comma-separated keys (several at once while rotating)."""
-    return tuple(key.strip() for key in text.split(",") if key.strip())
-
-
-def _parse_level(text: str) -> str:
-    level = text.upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError(text)
-    return level
-
-
-def _parse_format(text: str) -> str:
-    if text.lower() not in ("text", "json"):
-        raise ValueError(text)
-    return text.lower()
-
-
-def _url_from_parts(reader: EnvReader, db: int, tls: bool) -> str:
-    host = reader.env.get("REDIS_HOST", "").strip() or "localhost"
-    port = reader.get("REDIS_PORT", int, 6379, minimum=1, maximum=65535)
-    password = reader.env.get("REDIS_PASSWORD", "")
-    auth = f":{quote(password, safe='')}@" if password else ""
-    return f"{'rediss' if tls else 'redis'}://{auth}{host}:{port}/{db}"
-
-
-def _check_redis_url(url: str, variable: str) -> int:
-    """The database a Redis URL names: its path (redis://h/3) or ?db= (the only way for unix:///x.sock?db=3).
-
-    redis-py reads the same URL for every client, the expired-event channel is named after this number, and a
-    Sentinel client is given it: a URL the two would read differently (a port that is not one, /0?db=3) is
-    refused, so that every client and the subscription use one database."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(f"{variable} must start with redis://, rediss:// or unix://")
-    if parts.scheme != "unix":
-        try:
-            port = parts.port  # None: redis-py's default, 6379
-        except ValueError:
-            port = 0
-        if port == 0:
-            raise ConfigurationError(f"{variable} names a port that is not a number between 1 and 65535")
-    path = "" if parts.scheme == "unix" else parts.path.strip("/")
-    query = parse_qs(parts.query).get("db", [""])[0]
-    for raw in (path, query):
-        if raw and not (raw.isascii() and raw.isdigit()):
-            raise ConfigurationError(f"{variable} names a database {raw!r} that is not a number (0, 1, 2...)")
-    if path and query and int(path) != int(query):
-        raise ConfigurationError(
-            f"{variable} names database {int(path)} in its path and {int(query)} in ?db=: name one (the path or ?db=)"
-        )
-    db = int(path or query or "0")
-    try:
-        read_by_redis = parse_url(url).get("db", 0)
-    except ValueError as exc:
-        raise ConfigurationError(f"{variable} is not a URL redis-py can read: {exc}") from None
-    if read_by_redis != db:  # a safety net for any other reading: one database for every client
-        raise ConfigurationError(f"{variable} names database {db}, but redis-py would read {read_by_redis}")
-    return db
-
-
-def _writable_dir(text: str) -> str:
-    """A directory this process may write to (made when missing), for prometheus-client's files."""
-    path = Path(text)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        writable = os.access(path, os.W_OK | os.X_OK)
-    except OSError:
-        writable = False
-    if not writable:
-        raise ConfigurationError(f"PROMETHEUS_MULTIPROC_DIR={text!r} is not a directory this process can write to")
-    return str(path)
-
-
-# --- Sources -------------------------------------------------------------------------------------------
-
-
-def _choice(name: str, *allowed: str) -> Callable[[str], str]:
-    """A converter that accepts one of `allowed` (any case); the error names the variable and the choices."""
-
-    def convert(text: str) -> str:
-        value = text.strip().lower()
-        if value not in allowed:
-            raise ConfigurationError(f"{name}={text!r} must be one of: {', '.join(allowed)}")
-        return value
-
-    return convert
-
-
-def _jwt_secret(secret: str) -> str:
-    """An HS256 key shorter than its hash (32 bytes) is guessable offline (RFC 7518 3.2); the error never repeats it."""
-    if secret and len(secret.encode()) < 32:
-        raise ConfigurationError(
-            "EVOLUTION_JWT_SECRET must be at least 32 characters (for example `openssl rand -hex 32`); set the same "
-            "value as jwt_key in the headers of the Evolution webhook"
-        )
-    return secret

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from datafy.config import Settings, is_http_url, normalize_keyword
+from datafy.config import Settings, normalize_keyword
+from datafy.config.values import is_http_url
 from datafy.errors import ApiError
 from datafy.routes.chats import DEFAULT_ROUTE
 from datafy.signing import check_secret
