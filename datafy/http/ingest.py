@@ -12,7 +12,6 @@ from datafy.http.errors import limit_error
 from datafy.http.validation import parse_message, parse_ttl, parse_user, read_json_object
 from datafy.metrics import instruments
 from datafy.model import iso_from_ms
-from datafy.routes.chats import DEFAULT_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
     table = context.routes()
     access = ingest_access(context.settings(), table)
-    settings = table.settings(access.route or DEFAULT_ROUTE) or context.settings()
+    settings = table.settings(access.route) or context.settings()
     msg = parse_message(read_json_object(request), settings, route=access.route)
     result = context.store().buffer.append(msg, access.key_id, settings, table.pending_cap(access.route))
     if result.refused:
@@ -62,7 +61,7 @@ def typing() -> Response:
     """The user is typing: push the pending batch's deadline back (no-op without one)."""
     table = context.routes()
     access = ingest_access(context.settings(), table)
-    settings = table.settings(access.route or DEFAULT_ROUTE) or context.settings()
+    settings = table.settings(access.route) or context.settings()
     body = read_json_object(request)
     user = parse_user(body)
     deadline = context.store().buffer.extend(access.chat(user), parse_ttl(body, settings))

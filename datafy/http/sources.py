@@ -147,7 +147,7 @@ def _carry_out(actions: list[Action], query: dict[str, str], route: str, access:
             msg = parse_message(fields, settings, action.item_fields, action.text, route)
         validated.append((action, msg))
     typing_ttl = parse_ttl(controls, settings) if any(isinstance(a, Typing) for a in actions) else 0
-    results = [_apply(action, msg, typing_ttl, route, access) for action, msg in validated]
+    results = [_apply(action, msg, typing_ttl, route, access, settings) for action, msg in validated]
     counts: dict[str, int] = {}
     for result in results:
         counts[result["status"]] = counts.get(result["status"], 0) + 1
@@ -155,7 +155,10 @@ def _carry_out(actions: list[Action], query: dict[str, str], route: str, access:
     return jsonify({"success": True, "results": results, "message": summary})
 
 
-def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, route: str, access: Access) -> dict[str, Any]:
+def _apply(
+    action: Action, msg: IncomingMessage | None, typing_ttl: int, route: str, access: Access, settings: Settings
+) -> dict[str, Any]:
+    """Carry out one action in `route`, whose `settings` the caller already looked up."""
     store = context.store()
     if isinstance(action, Discard) and not access.admin:
         log.warning("fromMe event ignored user=%s: discarding a pending batch needs the admin key", action.user)
@@ -180,8 +183,7 @@ def _apply(action: Action, msg: IncomingMessage | None, typing_ttl: int, route: 
             log.info("pending batch discarded: the business answered user=%s count=%d", action.user, len(dropped))
         return {"status": "discarded", "user": action.user, "discarded": len(dropped)}
     assert msg is not None
-    route_settings = context.routes().settings(route)
-    result = store.buffer.append(msg, access.key_id, route_settings, context.routes().pending_cap(route))
+    result = store.buffer.append(msg, access.key_id, settings, context.routes().pending_cap(route))
     if isinstance(action, Append) and action.alias and not result.refused:
         store.aliases.remember(chat_id(route, action.alias), msg.chat)
     if result.refused:

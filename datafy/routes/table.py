@@ -108,10 +108,10 @@ class RouteTable:
         self.refresh()
         return sorted((r for r in self._by_name.values() if not r.deleted_ms), key=lambda r: r.name)
 
-    def settings(self, name: str) -> Settings | None:
+    def settings(self, name: str | None) -> Settings | None:
         """The settings of `name`'s requests and deliveries: the environment's for `default`; None for a route this
         table does not know (never another route's webhook for its batches)."""
-        if name == DEFAULT_ROUTE:
+        if name is None or name == DEFAULT_ROUTE:
             return self.base
         cached = self._settings.get(name)
         if cached is None:
