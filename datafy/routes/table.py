@@ -16,9 +16,6 @@ from datafy.store.routes import Routes
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_SECONDS = 1.0
-# A key no route holds may be one created a moment ago through another worker: look again, but not more often
-# than this, so that a flood of wrong keys costs at most ten version reads a second.
-CHECK_ON_MISS_SECONDS = 0.1
 
 
 class RouteTable:
@@ -35,16 +32,18 @@ class RouteTable:
         self._by_match: dict[str, str] = {}
         self._settings: dict[str, Settings] = {}
 
-    def refresh(self, force: bool = False, every: float = CHECK_EVERY_SECONDS) -> None:
-        """Reload when the version changed (looked at most once per `every` seconds unless `force`). A Redis that
-        cannot answer leaves the last table in place: requests then fail on their own Redis call, not here."""
-        now = time.monotonic()
-        if not force and now - self.checked < every:
+    def refresh(self, max_age: float = CHECK_EVERY_SECONDS, force: bool = False) -> None:
+        """Make the table no older than `max_age` seconds: reload when the version changed (`force`: reload in any
+        case). Without `force`, a look that began after this call did counts, so a crowd of callers shares one
+        Redis read. A Redis that cannot answer leaves the last table in place: requests then fail on their own
+        Redis call, not here."""
+        asked = time.monotonic()
+        if not force and self.checked > asked - max_age:
             return
         with self._lock:
-            if not force and now - self.checked < every:
+            if not force and self.checked >= asked - max_age:
                 return
-            self.checked = now
+            self.checked = time.monotonic()
             try:
                 if self.routes.version() == self.version and not force:
                     return
@@ -77,7 +76,9 @@ class RouteTable:
         hashed = key_hash(key)
         found = self._by_key.get(hashed)
         if found is None:
-            self.refresh(every=CHECK_ON_MISS_SECONDS)
+            # Maybe a key created a moment ago through another worker: look at the version as of now. Wrong keys
+            # then cost one version read each, shared by every request that missed meanwhile.
+            self.refresh(max_age=0)
             found = self._by_key.get(hashed)
         return found  # looked up by the key's hash: the lookup's timing tells nothing of the key
 
