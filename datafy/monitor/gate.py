@@ -69,6 +69,9 @@ class ReceiverGate:
             log.warning("receiver %s: sending only one probe every few seconds until it answers%s", why, self._names())
         if new.closed_from_ms or new.catch_up_owed:
             self._catch_up(new)
+        elif state.open and not new.open:
+            # Another monitor closed it and caught up, but this one parked batches until now: make them due too.
+            self._catch_up(new, own=True)
         elif new.probe_granted:
             try:
                 self.breaker.catch_up(per_partition=1, routes=self.routes())  # the oldest waiting batch is the probe
@@ -77,19 +80,25 @@ class ReceiverGate:
         self.state = new
         return new
 
-    def _catch_up(self, state: BreakerState) -> None:
+    def _catch_up(self, state: BreakerState, own: bool = False) -> None:
         """Make every waiting batch due, then tell the breaker so. Until one monitor has, every monitor's next
-        sync is told to try (the closing one may lose Redis, or die, in between)."""
+        sync is told to try (the closing one may lose Redis, or die, in between). `own`: only what this monitor
+        parked while it still saw the receiver down (the breaker already has its catch-up)."""
         try:
             caught_up = self.breaker.catch_up(routes=self.routes())
-            self.breaker.record(0, 0, caught_up=True)
+            if not own:
+                self.breaker.record(0, 0, caught_up=True)
         except StoreUnavailableError as exc:
-            log.warning("receiver answers again, but the waiting batches are not due yet (%s); retrying%s", exc,
+            later = "they go out within a minute" if own else "retrying"  # a parked batch is looked at again by then
+            log.warning("receiver answers again, but the waiting batches are not due yet (%s); %s%s", exc, later,
                         self._names())  # fmt: skip
             return
         if state.closed_from_ms:
             log.info("receiver answers again after %.0fs; %d waiting batch(es) are due now%s",
                      (state.now_ms - state.closed_from_ms) / 1000, caught_up, self._names())  # fmt: skip
+        elif own:
+            log.info("receiver answers again (closed by another monitor); %d waiting batch(es) are due now%s",
+                     caught_up, self._names())  # fmt: skip
         else:
             log.info("caught up for another monitor: %d waiting batch(es) are due now%s", caught_up, self._names())
 

@@ -9,11 +9,12 @@ import time
 import pytest
 
 from datafy.model import Claim, IncomingMessage
-from datafy.monitor.gate import ReceiverGate
+from datafy.monitor.gate import SYNC_EVERY_SECONDS, ReceiverGate
 from datafy.monitor.sender import EXPIRED, Sent
 from datafy.retry import MAX_RETRY_AFTER_SECONDS
 from datafy.store import Store
 from datafy.store.breaker import OPEN_AFTER_FAILURES, PROBE_EVERY_SECONDS
+from datafy.store.outbox import PARK
 from datafy.webhook import DeliveryResult
 
 OK = DeliveryResult(True, 200, "", False, None, 5.0)
@@ -69,6 +70,23 @@ def test_a_catch_up_the_closing_monitor_never_ran_is_run_by_another(store: Store
     assert other.settle([], claiming=True).catch_up_owed
     assert [c.user for c in store.outbox.claim(1, 60)] == ["waiting"]
     assert store.client.hget(store.breaker.key, "catch_up") == "0"  # reported done: no monitor runs a second pass
+
+
+def test_a_batch_parked_by_a_monitor_that_had_not_seen_the_close_is_due_at_its_next_sync(store: Store) -> None:
+    """Monitor A closes the breaker and catches up; monitor B, not synced since, still sees it open and parks a
+    ready batch (for up to a minute). B's next sync sees the close and makes what it parked due."""
+    store.breaker.record(0, OPEN_AFTER_FAILURES)
+    b = ReceiverGate(store.breaker)
+    assert b.settle([], claiming=False).open
+    store.buffer.append(IncomingMessage(user="parked", message="oi", ttl_ms=1000, flush_reason="request"))
+    closing = ReceiverGate(store.breaker)
+    closing.settle([sent(OK)], claiming=True)  # A: closed, caught up, reported done
+    assert store.client.hget(store.breaker.key, "catch_up") == "0"
+    admit = lambda chat: PARK  # noqa: E731  # B's view: the receiver is down
+    assert store.outbox.ack_and_claim([], 10, 60, admit=admit)[1] == []
+    b.synced -= SYNC_EVERY_SECONDS  # B's next sync is due
+    assert not b.settle([], claiming=True).open
+    assert [c.user for c in store.outbox.claim(1, 60)] == ["parked"]
 
 
 def test_failures_just_after_a_close_do_not_count_toward_the_dead_letter(store: Store) -> None:
