@@ -56,6 +56,8 @@ class Receiver:
         self.received: list[Received] = []
         self.delivered: list[dict[str, Any]] = []  # bodies answered with 2xx
         self._seen: dict[str, int] = {}
+        self._open: dict[str, int] = {}  # POSTs of each batch not yet answered (or given up by the client)
+        self.overlapping: list[str] = []  # batch ids POSTed while another POST of theirs was still open
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True)
@@ -90,7 +92,14 @@ class Receiver:
             self.received.append(Received(body, headers, time.time(), raw, path))
             batch_id = str(body.get("batch_id"))
             self._seen[batch_id] = nth = self._seen.get(batch_id, 0) + 1
+            if self._open.get(batch_id):
+                self.overlapping.append(batch_id)
+            self._open[batch_id] = self._open.get(batch_id, 0) + 1
         return self.behaviour(body, nth)
+
+    def _closed(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._open[str(body.get("batch_id"))] -= 1
 
     def _delivered(self, body: dict[str, Any]) -> None:
         with self._lock:
@@ -109,10 +118,10 @@ class Receiver:
                 raw = self.rfile.read(length)
                 body = json.loads(raw or b"{}")
                 reply = receiver._record(body, dict(self.headers), raw, self.path)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                payload = b'{"ok":true}'
                 try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                    payload = b'{"ok":true}'
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -122,6 +131,8 @@ class Receiver:
                     self.wfile.write(payload)
                 except OSError:
                     return  # the client gave up (timeout): it was not delivered
+                finally:
+                    receiver._closed(body)
                 if 200 <= reply.status < 300:
                     receiver._delivered(body)
 

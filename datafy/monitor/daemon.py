@@ -26,6 +26,7 @@ from datafy.monitor.sender import UNKNOWN_ROUTE, Sender, Sent
 from datafy.routes.table import RouteTable
 from datafy.store import Store
 from datafy.store.checks import check_redis
+from datafy.store.outbox import ACKED_LATE
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Monitor:
         admission = self.gates.admission()
         free = slots if claiming else 0
         try:
-            _, claims = self.store.outbox.ack_and_claim(
+            acks, claims = self.store.outbox.ack_and_claim(
                 [sent.claim for sent in delivered], free, self.settings.delivery_visibility_timeout,
                 self.assignment.leased, admission.decide,
             )  # fmt: skip
@@ -151,7 +152,9 @@ class Monitor:
             admission.release_unused()
             raise
         admission.release_unused()
-        self.recorder.delivered(delivered)
+        self.recorder.delivered(
+            delivered, late=[sent for sent, ack in zip(delivered, acks, strict=True) if ack == ACKED_LATE]
+        )
         self.in_flight += len(claims)
         self.sender.submit(claims)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from datafy.config import Settings
 from datafy.errors import StoreUnavailableError
@@ -29,9 +30,10 @@ class Recorder:
         self.retries = 0  # failures recorded since the last write of the per-minute figures
         self.dead_letters = 0
 
-    def delivered(self, attempts: list[Sent]) -> None:
+    def delivered(self, attempts: list[Sent], late: Sequence[Sent] = ()) -> None:
         """Log and count the attempts whose acknowledgement Redis took (the caller acknowledged them with its
-        claims), and add the round's figures to the minute's in Redis: one round trip per round, if any."""
+        claims), and add the round's figures to the minute's in Redis: one round trip per round, if any. `late`:
+        those acknowledged after another process had leased them (this one stalled past the lease)."""
         lags = []
         for sent in attempts:
             log.info(
@@ -44,6 +46,9 @@ class Recorder:
             if sent.lag_ms is not None:
                 instruments.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
                 lags.append(sent.lag_ms)
+        for sent in late:
+            log.warning("acknowledged %s after its lease had passed to another process (this one stalled); the "
+                        "receiver may get it twice", _ids(sent))  # fmt: skip
         self._record_figures(len(attempts), lags)
 
     def _record_figures(self, delivered: int, lags: list[float]) -> None:

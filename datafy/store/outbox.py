@@ -19,6 +19,7 @@ from datafy.store.scripts import ScriptCall
 log = logging.getLogger(__name__)
 
 CLAIM, PARK, SKIP = "claim", "park", "skip"  # what ack_and_claim does with a ready batch (see its `admit`)
+ACKED, ACKED_LATE = 1, 2  # see ack_and_claim
 PARK_MS = 60_000  # a parked batch is looked at again after this long at the latest (the catch-up is sooner)
 
 
@@ -36,7 +37,7 @@ class Outbox:
 
     def ack(self, claim: Claim) -> bool:
         """The batch was delivered: remove it and free the user's next batch; False if already acknowledged."""
-        return self.ack_and_claim([claim], 0, 0)[0][0]
+        return bool(self.ack_and_claim([claim], 0, 0)[0][0])
 
     def ack_and_claim(
         self,
@@ -45,11 +46,13 @@ class Outbox:
         lease_seconds: float,
         partitions: Mapping[int, int] | None = None,
         admit: Callable[[str], str] | None = None,
-    ) -> tuple[list[bool], list[Claim]]:
+    ) -> tuple[list[int], list[Claim]]:
         """Acknowledge `delivered` and lease up to `limit` ready batches, in two round trips in all: the
         acknowledgements travel with the read of the ready indexes, the leases follow. `partitions` maps each
         partition to poll to how overdue its batches must be (ms); None: all, on time. `admit` says of each ready
-        user whether to CLAIM it, PARK it (its receiver is down) or SKIP it; None: claim every one."""
+        user whether to CLAIM it, PARK it (its receiver is down) or SKIP it; None: claim every one. Each
+        acknowledgement's reply is ACKED, ACKED_LATE (another process leased the batch after this one's lease ran
+        out: the receiver may get it again) or 0 (already acknowledged)."""
         parts = self.keys.polled(partitions) if limit > 0 else []
         random.shuffle(parts)  # no partition always goes first when there is more work than slots
         # Near maxmemory nothing optional is kept, so that delivering frees memory and the API recovers by itself.
@@ -64,7 +67,7 @@ class Outbox:
                     self.keys.user(c.user).hold,
                     self.keys.indexes_of(c.user).held,
                 ],
-                [c.user, c.batch_id, window_ms],
+                [c.user, c.batch_id, window_ms, c.token],
             )
             for c in delivered
         ]
@@ -79,7 +82,7 @@ class Outbox:
             candidates = [user for user, decision in zip(ready, decisions, strict=True) if decision == CLAIM][:limit]
             parked = [user for user, decision in zip(ready, decisions, strict=True) if decision == PARK]
             if not candidates and not parked:
-                return [bool(a) for a in acks], []
+                return [int(a or 0) for a in acks], []
             tokens = [uuid.uuid4().hex for _ in candidates]
             lease_ms = int(lease_seconds * 1000)
             leased_until = time.monotonic() + lease_seconds  # before the request: Redis's lease ends later
@@ -96,7 +99,7 @@ class Outbox:
             for user, token, r in zip(candidates, tokens, replies, strict=True)
             if r  # None: another monitor took it first, it was not ready after all, or its script failed
         ]
-        return [bool(a) for a in acks], claims
+        return [int(a or 0) for a in acks], claims
 
     def retry(self, claim: Claim, delay_seconds: float, status: int | None, error: str, counted: bool = True) -> bool:
         """Record a failed attempt and schedule the next one; False if our lease was lost meanwhile. An attempt

@@ -14,7 +14,7 @@ from datafy.errors import StoreUnavailableError
 from datafy.model import IncomingMessage
 from datafy.payload import webhook_body
 from datafy.store import Store
-from datafy.store.outbox import CLAIM, PARK
+from datafy.store.outbox import ACKED, ACKED_LATE, CLAIM, PARK
 from devtools.oracle import leftover_keys
 from devtools.redis_server import RedisServer
 from tests.support.messages import deliver_all, msg
@@ -41,8 +41,16 @@ def test_a_lease_runs_out_and_another_monitor_takes_over(store: Store) -> None:
     [again] = store.outbox.claim(10, 10)
     assert again.batch_id == claim.batch_id and again.attempt == 2
     assert not store.outbox.retry(claim, 1, 500, "HTTP 500")  # the first holder lost its lease
-    assert store.outbox.ack(claim)  # but a 2xx it got still counts
+    # But a 2xx it got still counts, said to be late: the receiver may get the batch again from `again`.
+    assert store.outbox.ack_and_claim([claim], 0, 0)[0] == [ACKED_LATE]
     assert not store.outbox.ack(again)
+
+
+def test_an_acknowledgement_within_the_lease_is_on_time(store: Store) -> None:
+    store.buffer.append(msg("u1", "oi", flush_reason="request"))
+    [claim] = store.outbox.claim(10, lease_seconds=0.1)
+    time.sleep(0.15)  # run out, but taken by no one: no one else can have POSTed it
+    assert store.outbox.ack_and_claim([claim], 0, 0)[0] == [ACKED]
 
 
 def test_retry_keeps_the_batch_and_waits(store: Store) -> None:
