@@ -47,6 +47,11 @@ control_socket_disable = True  # several gunicorns may share a machine (tests, b
 _metrics_path, _metrics_path_made = metrics.prepare(_settings.metrics_dir, "api")
 
 
+def post_fork(server: object, worker: object) -> None:
+    if _settings.api_nice:  # workers only: the master stays responsive to signals and restarts
+        os.nice(_settings.api_nice)
+
+
 def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 

@@ -1,7 +1,11 @@
 """Burst lag: N users each send one message as fast as the API takes them (ttl 3 s), with one monitor
 container running. Every batch must arrive; reports arrival - deadline and sealed - deadline.
 
-    ./dev bench burst [--users 2000,20000] [--ttl 3]
+    ./dev bench burst [--users 2000,20000] [--ttl 3] [--containers] [--env API_NICE=10 ...]
+
+--containers puts Redis, the API and the monitor each in a CPU cgroup of its own with equal shares, as Docker
+puts three containers (cgroup v1 `cpu` controller, as root); without it they compete thread by thread.
+--api-shares and --api-cpus then give the API's cgroup compose's `cpu_shares` (1024 = the default) and `cpus`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -31,10 +36,18 @@ from datafy.model import epoch_of  # noqa: E402
 from devtools.processes import child_pids, start_monitor  # noqa: E402
 
 
-def burst(users: int, ttl: float) -> None:
+@dataclass(frozen=True)
+class Containers:
+    """One CPU cgroup per container, and the API's own `cpu_shares` and `cpus` (0: no limit)."""
+
+    api_shares: int = 1024
+    api_cpus: float = 0.0
+
+
+def burst(users: int, ttl: float, containers: Containers | None = None, extra: dict[str, str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
     with running_redis() as server, fast_receiver(tmp) as (hook, received):
-        env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook}
+        env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook, **(extra or {})}
         client = redis.Redis.from_url(server.url)
         with start_gunicorn("api:app", env, tmp) as url:
             monitor = start_monitor(env, tmp)
@@ -43,6 +56,12 @@ def burst(users: int, ttl: float) -> None:
                 "api (gunicorn)": gunicorn_pids(url),
                 "monitor": [monitor.process.pid],
             }
+            if containers:
+                for name, pids in groups.items():
+                    api = name.startswith("api")
+                    _contain(
+                        name, _tree(pids), containers.api_shares if api else 1024, containers.api_cpus if api else 0
+                    )
             before = {name: sum(cpu_seconds(pid) for pid in _tree(pids)) for name, pids in groups.items()}
             load_cpu = time.process_time()
             bodies = [{"user": f"55119{i:08d}", "message": "oi, tudo bem?", "pushName": "Ana", "ttl": ttl}
@@ -83,13 +102,33 @@ def _tree(pids: list[int]) -> set[int]:
     return {*pids, *(child for pid in pids for child in child_pids(pid))}
 
 
+CGROUPS = Path("/sys/fs/cgroup/cpu")
+
+
+def _contain(name: str, pids: set[int], shares: int, cpus: float) -> None:
+    """Move `pids` (and their threads) into a CPU cgroup of their own, as Docker does for a container."""
+    group = CGROUPS / f"datafy-bench-{name.split()[0]}"
+    group.mkdir(exist_ok=True)
+    (group / "cpu.shares").write_text(str(shares))
+    (group / "cpu.cfs_period_us").write_text("100000")
+    (group / "cpu.cfs_quota_us").write_text(str(int(cpus * 100000)) if cpus else "-1")
+    for pid in pids:
+        (group / "cgroup.procs").write_text(str(pid))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", default="2000,20000")
     parser.add_argument("--ttl", type=float, default=3)
+    parser.add_argument("--containers", action="store_true", help="one CPU cgroup per container, as Docker")
+    parser.add_argument("--api-shares", type=int, default=1024, help="with --containers: the API's cpu_shares")
+    parser.add_argument("--api-cpus", type=float, default=0.0, help="with --containers: the API's cpus limit")
+    parser.add_argument("--env", action="append", default=[], help="NAME=value for the API and the monitor")
     args = parser.parse_args()
+    extra = dict(pair.split("=", 1) for pair in args.env)
     for users in args.users.split(","):
-        burst(int(users), args.ttl)
+        containers = Containers(args.api_shares, args.api_cpus) if args.containers else None
+        burst(int(users), args.ttl, containers, extra)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.processes import PROJECT_ROOT, process_env, running, start_api, system
+from devtools.processes import PROJECT_ROOT, child_pids, process_env, running, start_api, system
 from devtools.receiver import Receiver
 from devtools.redis_server import RedisServer
 from tests.support.env import TEST_ENV
@@ -102,6 +103,22 @@ def chunks(data: bytes, size: int = 512) -> Iterator[bytes]:
     """A body requests sends with Transfer-Encoding: chunked (no Content-Length)."""
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+@pytest.mark.parametrize("nice", ["", "0", "15"])
+def test_api_nice_lowers_the_workers_priority_only(env: dict[str, str], tmp_path: Path, nice: str) -> None:
+    """API_NICE (default 10) applies to the workers; the master keeps its priority, to handle signals at once."""
+    env["API_NICE"] = nice
+    with running(api := start_api(env, tmp_path)):
+        master = api.process.pid
+        workers = child_pids(master)
+        assert workers and {niceness(pid) for pid in workers} == {int(nice or 10)}
+        assert niceness(master) == niceness(os.getpid())
+
+
+def niceness(pid: int) -> int:
+    """The nice value of a process, from /proc/<pid>/stat (its 19th field)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def test_chunked_bodies_are_held_to_max_body_bytes(env: dict[str, str], tmp_path: Path) -> None:
