@@ -116,7 +116,8 @@ class Connection:
         if now - self._memory_checked >= MEMORY_CHECK_SECONDS:
             self._memory_checked = now
             try:
-                infos = [server.info("memory") for server in self.primaries()]
+                with redis_errors():
+                    infos = [server.info("memory") for server in self.primaries()]
             except StoreUnavailableError:
                 return self._memory_tight  # the caller's own call will say what is wrong
             self._memory_tight = any(
