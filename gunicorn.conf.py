@@ -49,7 +49,10 @@ _metrics_path, _metrics_path_made = metrics.prepare(_settings.metrics_dir, "api"
 
 def post_fork(server: object, worker: object) -> None:
     if _settings.api_nice:  # workers only: the master stays responsive to signals and restarts
-        os.nice(_settings.api_nice)
+        try:
+            os.nice(_settings.api_nice)
+        except OSError as exc:  # a sandbox that forbids it: serve at the usual priority rather than not at all
+            server.log.warning("API_NICE=%d not applied: %s", _settings.api_nice, exc)  # type: ignore[attr-defined]
 
 
 def child_exit(server: object, worker: object) -> None:
