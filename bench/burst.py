@@ -126,8 +126,8 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the API and the monitor")
     args = parser.parse_args()
     extra = dict(pair.split("=", 1) for pair in args.env)
+    containers = Containers(args.api_shares, args.api_cpus) if args.containers else None
     for users in args.users.split(","):
-        containers = Containers(args.api_shares, args.api_cpus) if args.containers else None
         burst(int(users), args.ttl, containers, extra)
     return 0
 

@@ -76,13 +76,15 @@ class Outbox:
             return [], []
         with redis_errors():
             replies = self.connection.scripts.run_many(calls)
-            acks = self.connection.scripts.per_user([c.user for c in delivered], replies[: len(delivered)], "ack")
+            users = [c.user for c in delivered]
+            # None: that user's script failed (0, as if already acknowledged: the lease runs out and it is sent again)
+            acks = [int(a or 0) for a in self.connection.scripts.per_user(users, replies[: len(delivered)], "ack")]
             ready = [user for page in checked(replies[len(delivered) :]) for user in page]
             decisions = [admit(user) for user in ready] if admit else [CLAIM] * len(ready)
             candidates = [user for user, decision in zip(ready, decisions, strict=True) if decision == CLAIM][:limit]
             parked = [user for user, decision in zip(ready, decisions, strict=True) if decision == PARK]
             if not candidates and not parked:
-                return [int(a or 0) for a in acks], []
+                return acks, []
             tokens = [uuid.uuid4().hex for _ in candidates]
             lease_ms = int(lease_seconds * 1000)
             leased_until = time.monotonic() + lease_seconds  # before the request: Redis's lease ends later
@@ -99,7 +101,7 @@ class Outbox:
             for user, token, r in zip(candidates, tokens, replies, strict=True)
             if r  # None: another monitor took it first, it was not ready after all, or its script failed
         ]
-        return [int(a or 0) for a in acks], claims
+        return acks, claims
 
     def retry(self, claim: Claim, delay_seconds: float, status: int | None, error: str, counted: bool = True) -> bool:
         """Record a failed attempt and schedule the next one; False if our lease was lost meanwhile. An attempt
