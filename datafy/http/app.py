@@ -9,6 +9,7 @@ from werkzeug.routing import PathConverter
 
 from datafy.config import Settings
 from datafy.http import admin, answers, dashboard, errors, ingest, metrics, openapi, routes, sources, status
+from datafy.http.fastpath import FastPath
 from datafy.metrics import instruments
 from datafy.routes.table import RouteTable
 from datafy.store import Store
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.url_map.converters["chat"] = ChatIdConverter
     app.extensions["datafy.settings"] = settings
     store = app.extensions["datafy.store"] = store or Store(settings)
-    app.extensions["datafy.routes"] = RouteTable(store.routes, settings)
+    table = app.extensions["datafy.routes"] = RouteTable(store.routes, settings)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(answers.bp)
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     errors.register(app)
     app.after_request(_count_refused_message)
     instruments.init_api()
+    app.wsgi_app = FastPath(app.wsgi_app, settings, store, table)  # type: ignore[method-assign]
     return app
 
 

@@ -1,21 +1,24 @@
-"""Client routes: append a message, signal typing, health."""
+"""Client routes: append a message (see also fastpath.py), signal typing, health."""
 
 from __future__ import annotations
-
-import logging
 
 from flask import Blueprint, Response, jsonify, request
 
 from datafy.http import context
 from datafy.http.auth import ingest_access
-from datafy.http.errors import limit_error
-from datafy.http.validation import parse_message, parse_ttl, parse_user, read_json_object
-from datafy.metrics import instruments
+from datafy.http.intake import RAISED, accept_message
+from datafy.http.validation import parse_ttl, parse_user, read_json_bytes, read_json_object
 from datafy.model import iso_from_ms
 
-log = logging.getLogger(__name__)
-
 bp = Blueprint("ingest", __name__)
+
+
+@bp.before_request
+def _raise_fast_path_error() -> None:
+    """The fast path (datafy/http/fastpath.py) hands every error to Flask, whose handlers render it."""
+    raised = request.environ.pop(RAISED, None)
+    if raised is not None:
+        raise raised
 
 
 @bp.post("/api/message")
@@ -23,37 +26,8 @@ bp = Blueprint("ingest", __name__)
 @bp.post("/")
 def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
-    table = context.routes()
-    access = ingest_access(context.settings(), table)
-    settings = table.settings(access.route) or context.settings()
-    msg = parse_message(read_json_object(request), settings, route=access.route)
-    result = context.store().buffer.append(msg, access.key_id, settings, table.pending_cap(access.route))
-    if result.refused:
-        raise limit_error(result.status, result.retry_after_ms)
-    instruments.count_append(result, msg.route)
-    # flush_at: when the batch is (or was, when flushed now) due; null for a duplicate with nothing pending.
-    flush_at = iso_from_ms(result.flush_at_ms) if result.flush_at_ms else None
-    reply: dict[str, object] = {"success": True, "user": msg.user, "buffered": result.buffered, "flush_at": flush_at}
-    if result.status == "flushed":
-        reply["flushed"] = True
-        reply["batch_id"] = result.batch_id
-        reply["message"] = f"batch of {result.buffered} message(s) flushed now ({msg.flush_reason or 'limit'})"
-        log.info("flushed on append user=%s batch=%s count=%d", msg.user, result.batch_id, result.buffered)
-    elif result.status == "duplicate":
-        reply["duplicate"] = True
-        reply["message"] = "duplicate message_id ignored"
-    else:
-        reply["message"] = f"message buffered; {result.buffered} waiting"
-    if result.sealed is not None:  # the byte cap closed the open batch; this message starts the next one
-        sealed = result.sealed
-        reply["sealed"] = {"batch_id": sealed.batch_id, "sequence": sealed.sequence,
-                           "message_count": sealed.count, "flush_reason": sealed.reason}  # fmt: skip
-        reply["message"] = (
-            f"the open batch of {sealed.count} message(s) was sent ({sealed.reason}); this message starts the next one"
-        )
-        log.info("flushed on append user=%s batch=%s count=%d reason=%s", msg.user, sealed.batch_id, sealed.count,
-                 sealed.reason)  # fmt: skip
-    return jsonify(reply)
+    raw = read_json_bytes(request)
+    return jsonify(accept_message(context.routes(), context.settings(), context.store(), request.headers, raw))
 
 
 @bp.post("/api/typing")
