@@ -41,11 +41,13 @@ class Scripts:
 
     def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run one script; the caller maps Redis errors. A Cluster client follows MOVED, ASK and TRYAGAIN."""
+        client = self.connection.client
+        call = _evalsha if self.connection.cluster is None else _cluster_evalsha
         try:
-            return self.connection.client.evalsha(self.shas[name], len(keys), *keys, *args)
+            return call(client, self.shas[name], keys, args)
         except redis.exceptions.NoScriptError:
-            self.connection.client.script_load(self.sources[name])  # a Cluster client loads it on every primary
-            return self.connection.client.evalsha(self.shas[name], len(keys), *keys, *args)
+            client.script_load(self.sources[name])  # a Cluster client loads it on every primary
+            return call(client, self.shas[name], keys, args)
 
     def run_replicated(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """run(), then, with REDIS_WAIT_REPLICAS, WAIT on the same connection until that many replicas hold the
@@ -147,6 +149,28 @@ class Scripts:
                 self._reported[user] = time.monotonic()
                 log.error("%s failed for user=%s, skipping it; other users go on: %s", operation, user, reply)
         return [None if isinstance(reply, Exception) else reply for reply in replies]
+
+
+def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA on a pooled connection of one server (plain or Sentinel's primary), without redis-py's per-command
+    layers (retry wrapper, observability, event dispatch): half the client's CPU per call, and the API and the
+    monitor make one per message and per batch. The client has no retries to honour (topology.py: Retry 0)."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
+        return conn.read_response()
+    except redis.ResponseError:
+        raise  # the reply was read whole: the connection is sound
+    except BaseException:
+        conn.disconnect()  # a reply may be half read: never hand this connection out again as it is
+        raise
+    finally:
+        pool.release(conn)
+
+
+def _cluster_evalsha(client: Any, sha: str, keys: list[str], args: list[Any]) -> Any:
+    return client.evalsha(sha, len(keys), *keys, *args)
 
 
 def _read_script(name: str) -> str:

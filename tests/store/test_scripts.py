@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from datafy.store import Store
@@ -21,3 +22,22 @@ def test_one_users_failing_script_does_not_stall_the_others(store: Store, redis_
     redis_client.delete(store.keys.user("stuck").outbox)
     redis_client.set(store.keys.user("stuck").outbox, "not a list")  # claim fails with WRONGTYPE
     assert [claim.user for claim in store.outbox.claim(10, 10)] == ["fine"]
+
+
+def test_scripts_a_restarted_server_lost_are_loaded_again(store: Store, redis_client: redis.Redis) -> None:
+    store.buffer.append(msg("u", "oi"))
+    redis_client.script_flush()
+    assert store.buffer.append(msg("u", "tudo bem?")).buffered == 2
+
+
+def test_a_dropped_connection_or_a_failing_script_leaves_the_next_call_working(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    store.buffer.append(msg("u", "oi"))
+    redis_client.client_kill_filter(_id=store.connection.client.client_id())  # the store's one pooled connection
+    assert store.buffer.append(msg("u", "tudo bem?")).buffered == 2
+    redis_client.set(store.keys.user("poison").meta, "not a hash")  # append fails with WRONGTYPE
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        store.buffer.append(msg("poison", "oi"))
+    assert store.buffer.append(msg("u", "e aí?")).buffered == 3
+    store.connection.close()  # the error's traceback holds the connection: close it before the GC meets it
