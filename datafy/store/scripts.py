@@ -107,14 +107,9 @@ class Scripts:
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):
-            pipe = server.pipeline(transaction=False)
-            for i in todo:
-                name, keys, args = calls[i]
-                pipe.evalsha(self.shas[name], len(keys), *keys, *args)
-            if then:
-                pipe.execute_command(*then)
+            commands = [("EVALSHA", self.shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2]) for i in todo]
             try:
-                results = pipe.execute(raise_on_error=False)
+                results = _pipeline(server, [*commands, then] if then else commands)
             except (redis.ConnectionError, redis.TimeoutError):
                 self.connection.refresh_topology()
                 raise
@@ -164,6 +159,29 @@ def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) ->
         raise  # the reply was read whole: the connection is sound
     except BaseException:
         conn.disconnect()  # a reply may be half read: never hand this connection out again as it is
+        raise
+    finally:
+        pool.release(conn)
+
+
+def _pipeline(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """The commands in one round trip on a pooled connection of one server, each reply or its error in order (a
+    plain pipeline, as _evalsha: without redis-py's per-command layers)."""
+    if not commands:
+        return []
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        conn.disconnect()  # replies may be left unread
         raise
     finally:
         pool.release(conn)

@@ -41,3 +41,15 @@ def test_a_dropped_connection_or_a_failing_script_leaves_the_next_call_working(
         store.buffer.append(msg("poison", "oi"))
     assert store.buffer.append(msg("u", "e aí?")).buffered == 3
     store.connection.close()  # the error's traceback holds the connection: close it before the GC meets it
+
+
+def test_a_pipelined_round_loads_lost_scripts_and_keeps_each_reply_in_its_place(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    for user in ("a", "b", "c"):
+        store.buffer.append(msg(user, "oi", ttl_ms=1))
+    redis_client.delete(store.keys.user("b").buffer)
+    redis_client.set(store.keys.user("b").buffer, "not a list")  # b's flush fails with WRONGTYPE
+    redis_client.script_flush()
+    time.sleep(0.01)
+    assert sorted(batch.user for batch in store.buffer.flush_due(100)) == ["a", "c"]
