@@ -1,7 +1,7 @@
 """Burst lag: N users each send one message as fast as the API takes them (ttl 3 s), with one monitor
 container running. Every batch must arrive; reports arrival - deadline and sealed - deadline.
 
-    ./dev bench burst [--users 2000,20000] [--ttl 3] [--containers] [--env API_NICE=10 ...]
+    ./dev bench burst [--users 2000,20000] [--ttl 3] [--containers] [--env API_NICE=0 ...]
 
 --containers puts Redis, the API and the monitor each in a CPU cgroup of its own with equal shares, as Docker
 puts three containers (cgroup v1 `cpu` controller, as root); without it they compete thread by thread.

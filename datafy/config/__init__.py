@@ -70,7 +70,7 @@ class Settings:
     max_typing_extension: float = 60.0  # typing holds a batch at most this long past its last message (0: no bound)
     webhook_concurrency: int = 32
     monitor_processes: int = 0  # 0: one per CPU the container may use
-    api_nice: int = 10  # the API workers' niceness: a monitor on the same cores gets the CPU first (0: as any)
+    api_nice: int = 19  # the API workers' niceness: a monitor on the same cores gets the CPU first (0: as any)
     webhook_timeout: float = 15.0
     webhook_retry_schedule: tuple[float, ...] = tuple(parse_duration(s) for s in DEFAULT_RETRY_SCHEDULE.split(","))
     webhook_secrets: tuple[str, ...] = ()  # Standard Webhooks secrets (whsec_...); none: batches are not signed
@@ -166,7 +166,7 @@ class Settings:
             ),
             webhook_concurrency=reader.get("WEBHOOK_CONCURRENCY", int, 32, minimum=1),
             monitor_processes=reader.get("MONITOR_PROCESSES", int, 0, minimum=0, maximum=MAX_MONITOR_PROCESSES),
-            api_nice=reader.get("API_NICE", int, 10, minimum=0, maximum=19),
+            api_nice=reader.get("API_NICE", int, 19, minimum=0, maximum=19),
             webhook_timeout=reader.get("WEBHOOK_TIMEOUT", float, 15.0, minimum=0.1),
             webhook_retry_schedule=reader.get("WEBHOOK_RETRY_SCHEDULE", parse_schedule, cls.webhook_retry_schedule),
             webhook_secrets=parse_secrets(env.get("WEBHOOK_SECRET", "")),

@@ -107,12 +107,12 @@ def chunks(data: bytes, size: int = 512) -> Iterator[bytes]:
 
 @pytest.mark.parametrize("nice", ["", "0", "15"])
 def test_api_nice_lowers_the_workers_priority_only(env: dict[str, str], tmp_path: Path, nice: str) -> None:
-    """API_NICE (default 10) applies to the workers; the master keeps its priority, to handle signals at once."""
+    """API_NICE (default 19) applies to the workers; the master keeps its priority, to handle signals at once."""
     env["API_NICE"] = nice
     with running(api := start_api(env, tmp_path)):
         master = api.process.pid
         workers = child_pids(master)
-        assert workers and {niceness(pid) for pid in workers} == {int(nice or 10)}
+        assert workers and {niceness(pid) for pid in workers} == {int(nice or 19)}
         assert niceness(master) == niceness(os.getpid())
 
 
