@@ -15,7 +15,6 @@ from datafy.model import REFUSED, AppendResult, FlushedBatch, IncomingMessage, S
 from datafy.routes.chats import user_of
 from datafy.store.connection import Connection
 from datafy.store.errors import checked, redis_errors
-from datafy.store.scripts import ScriptCall
 
 
 def new_batch_id() -> str:
@@ -154,12 +153,12 @@ class Buffer:
         `partitions` maps each partition to poll to how overdue its batches must be (ms); None: all, on time."""
         parts = self.keys.polled(partitions)
         random.shuffle(parts)  # several monitors polling at once mostly seal different users first
-        calls: list[ScriptCall] = [("due_members", [part.due], [limit, overdue_ms]) for part, overdue_ms in parts]
+        calls = self.connection.scripts.due_calls([(part.due, overdue_ms) for part, overdue_ms in parts], limit)
         if not calls:
             return []
         with redis_errors():
-            pages = self.connection.scripts.run_many(calls)
-            candidates = [user for page in checked(pages) for user in page]
+            replies = self.connection.scripts.run_many(calls)
+            candidates = [user for pages in checked(replies) for page in pages for user in page]
             if not candidates:
                 return []
             calls = [("flush", self._user_keys(user), self._flush_args(user, "")) for user in candidates]

@@ -53,3 +53,13 @@ def test_a_pipelined_round_loads_lost_scripts_and_keeps_each_reply_in_its_place(
     redis_client.script_flush()
     time.sleep(0.01)
     assert sorted(batch.user for batch in store.buffer.flush_due(100)) == ["a", "c"]
+
+
+def test_one_call_reads_the_due_batches_of_every_partition(store: Store) -> None:
+    users = [f"user-{i}" for i in range(64)]  # every partition has some
+    for user in users:
+        store.buffer.append(msg(user, "oi", ttl_ms=1))
+    time.sleep(0.01)
+    indexes = [(part.due, 0) for part in store.keys.all_partitions()]
+    assert len(indexes) == store.keys.partitions and len(store.connection.scripts.due_calls(indexes, 100)) == 1
+    assert sorted(batch.user for batch in store.buffer.flush_due(100)) == sorted(users)
