@@ -10,6 +10,7 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+import hiredis
 import redis
 
 from datafy.errors import StoreUnavailableError
@@ -158,12 +159,13 @@ class Scripts:
 
 def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
     """EVALSHA on a pooled connection of one server (plain or Sentinel's primary), without redis-py's per-command
-    layers (retry wrapper, observability, event dispatch): half the client's CPU per call, and the API and the
-    monitor make one per message and per batch. The client has no retries to honour (topology.py: Retry 0)."""
+    layers (retry wrapper, observability, event dispatch) and packed by hiredis directly, as redis-py would but
+    without its per-argument pass: half the client's CPU per call, and the API and the monitor make one per
+    message and per batch. The client has no retries to honour (topology.py: Retry 0)."""
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
+        conn.send_packed_command([hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))])
         return conn.read_response()
     except redis.ResponseError:
         raise  # the reply was read whole: the connection is sound
@@ -182,7 +184,7 @@ def _pipeline(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_packed_command(conn.pack_commands(commands))
+        conn.send_packed_command([b"".join([hiredis.pack_command(command) for command in commands])])
         replies: list[Any] = []
         for _ in commands:
             try:
