@@ -49,14 +49,19 @@ class FastPath:
         ):
             return self.app(environ, start_response)
         try:
-            raw = environ["wsgi.input"].read(int(length))
-            if len(raw) < int(length):
-                raise ClientDisconnected()  # as Werkzeug's request.get_data would
-            reply = accept_message(self.table, self.settings, self.store, EnvironHeaders(environ), raw)
+            headers = EnvironHeaders(environ)
+            reply = accept_message(self.table, self.settings, self.store, headers, lambda: _read(environ, int(length)))
         except Exception as exc:
             environ[RAISED] = exc
             return self.app(environ, start_response)
         return _json_reply(reply, start_response)
+
+
+def _read(environ: WSGIEnvironment, length: int) -> bytes:
+    raw = environ["wsgi.input"].read(length)
+    if len(raw) < length:
+        raise ClientDisconnected()  # as Werkzeug's request.get_data would
+    return raw
 
 
 def _json_reply(reply: dict[str, Any], start_response: StartResponse) -> list[bytes]:

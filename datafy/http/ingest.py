@@ -26,8 +26,10 @@ def _raise_fast_path_error() -> None:
 @bp.post("/")
 def append_message() -> Response:
     """Buffer one message for its user and (re)start the user's silence timer."""
-    raw = read_json_bytes(request)
-    return jsonify(accept_message(context.routes(), context.settings(), context.store(), request.headers, raw))
+    reply = accept_message(
+        context.routes(), context.settings(), context.store(), request.headers, lambda: read_json_bytes(request)
+    )
+    return jsonify(reply)
 
 
 @bp.post("/api/typing")

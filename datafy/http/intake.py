@@ -4,6 +4,7 @@ and the fast path (fastpath.py) both run this, so they cannot drift apart."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from werkzeug.datastructures import Headers
 
@@ -22,13 +23,14 @@ RAISED = "datafy.raised"  # environ key: an error the fast path met, raised agai
 
 
 def accept_message(
-    table: RouteTable, settings: Settings, store: Store, headers: Headers, raw: bytes
+    table: RouteTable, settings: Settings, store: Store, headers: Headers, read_body: Callable[[], bytes]
 ) -> dict[str, object]:
-    """Authenticate, validate and append one message request (its headers and raw JSON body); the reply's JSON.
-    Raises ApiError or StoreUnavailableError. Shared by the Flask view and the fast path."""
+    """Authenticate, validate and append one message request (its headers; its raw JSON body, read only once the
+    key is good); the reply's JSON. Raises ApiError or StoreUnavailableError. The Flask view and the fast path
+    both run it."""
     access = ingest_access(settings, table, headers)
     route_settings = table.settings(access.route) or settings
-    msg = parse_message(parse_json_object(raw), route_settings, route=access.route)
+    msg = parse_message(parse_json_object(read_body()), route_settings, route=access.route)
     result = store.buffer.append(msg, access.key_id, route_settings, table.pending_cap(access.route))
     if result.refused:
         raise limit_error(result.status, result.retry_after_ms)

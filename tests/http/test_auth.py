@@ -29,6 +29,13 @@ def test_ingest_needs_a_key_by_default_and_any_configured_key_opens_it(settings:
     assert_error(client.post("/api/typing", json={"user": "u"}), 401, "unauthorized")
 
 
+def test_a_request_without_a_key_learns_nothing_about_its_body(settings: Settings, store: Store) -> None:
+    client = create_app(replace(settings, ingest_auth=True, api_keys=("k",), max_body_bytes=64), store).test_client()
+    assert_error(client.post("/api/message", data="oi", content_type="text/plain"), 401, "unauthorized")
+    assert_error(client.post("/api/message", json={"user": "u", "message": "x" * 100}), 401, "unauthorized")
+    assert_error(client.post("/api/message", json={"message": "oi"}), 401, "unauthorized")
+
+
 def test_the_ingest_key_never_opens_the_admin_routes(settings: Settings, store: Store) -> None:
     """Regression: the admin key fell back to API_KEY, so every integration could read and discard chats."""
     client = create_app(
