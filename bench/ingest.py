@@ -50,8 +50,9 @@ def main() -> int:
     args = parser.parse_args()
     wrk = ensure_wrk()
     levels = [int(c) for c in args.connections.split(",")]
-    results: dict[str, dict[int, dict]] = {"ceiling": {}, "floor": {}, "api": {}}
-    targets = {"ceiling": "bench.ceiling:app", "floor": "bench.ceiling:app_with_redis_round_trip", "api": "api:app"}
+    results: dict[str, dict[int, dict]] = {"bare": {}, "ceiling": {}, "floor": {}, "api": {}}
+    targets = {"bare": "bench.ceiling:bare_wsgi", "ceiling": "bench.ceiling:app",
+               "floor": "bench.ceiling:app_with_redis_round_trip", "api": "api:app"}  # fmt: skip
     with running_redis() as server, ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
         env = {"REDIS_URL": server.url, "WEBHOOK_URL": "http://127.0.0.1:9/"}
@@ -66,16 +67,19 @@ def main() -> int:
                     result = run_wrk(wrk, f"{url}/api/message", c, args.seconds)
                     if result["rps"] > results[name].get(c, {"rps": 0})["rps"]:
                         results[name][c] = result
-    print(f"\n{'conns':>5} | {'ceiling':>7} | {'floor':>5} | {'api':>5} | api/ceiling | floor/ceiling "
+    print(f"\n{'conns':>5} | {'bare':>5} | {'ceiling':>7} | {'floor':>5} | {'api':>5} | api/ceiling | floor/ceiling "
           f"| api p50 ms | api p99 ms | api non-2xx")  # fmt: skip
     for c in levels:
-        ceiling, floor, api = results["ceiling"][c], results["floor"][c], results["api"][c]
+        bare, ceiling, floor, api = (results[name][c] for name in ("bare", "ceiling", "floor", "api"))
         print(
-            f"{c:>5} | {ceiling['rps']:>7.0f} | {floor['rps']:>5.0f} | {api['rps']:>5.0f} | "
+            f"{c:>5} | {bare['rps']:>5.0f} | {ceiling['rps']:>7.0f} | {floor['rps']:>5.0f} | {api['rps']:>5.0f} | "
             f"{api['rps'] / ceiling['rps']:>11.2f} | {floor['rps'] / ceiling['rps']:>13.2f} | "
             f"{api['p50_ms']:>10.2f} | {api['p99_ms']:>10.2f} | {api['non2xx'] + api['socket_errors']}"
         )
-    print("ceiling: Flask+Gunicorn parsing the JSON, no Redis; floor: the same plus one Redis PING (req/s)")
+    print(
+        "bare: Gunicorn and a plain WSGI function parsing the JSON; ceiling: the same in Flask, no Redis; floor: the "
+        "ceiling plus one Redis PING (req/s)"
+    )
     return 0
 
 

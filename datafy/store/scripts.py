@@ -79,7 +79,7 @@ class Scripts:
     def due_calls(self, indexes: list[tuple[str, int]], limit: int) -> list[ScriptCall]:
         """The due_members calls that read `indexes` ((index key, overdue_ms)), up to `limit` members each: one
         call on one server, one per index on a Cluster (the partitions live in different slots). Each call's reply
-        is a list of pages; pages() flattens them back to one page per index."""
+        is a list of pages, one per index it read."""
         if not indexes:
             return []
         groups = [indexes] if self.connection.cluster is None else [[index] for index in indexes]
@@ -158,27 +158,20 @@ class Scripts:
 
 
 def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA on a pooled connection of one server (plain or Sentinel's primary), without redis-py's per-command
-    layers (retry wrapper, observability, event dispatch) and packed by hiredis directly, as redis-py would but
-    without its per-argument pass: half the client's CPU per call, and the API and the monitor make one per
-    message and per batch. The client has no retries to honour (topology.py: Retry 0)."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command([hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))])
-        return conn.read_response()
-    except redis.ResponseError:
-        raise  # the reply was read whole: the connection is sound
-    except BaseException:
-        conn.disconnect()  # a reply may be half read: never hand this connection out again as it is
-        raise
-    finally:
-        pool.release(conn)
+    """EVALSHA on one server (plain or Sentinel's primary), as a pipeline of one; its error is raised."""
+    reply = _pipeline(client, [("EVALSHA", sha, len(keys), *keys, *args)])[0]
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 def _pipeline(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """The commands in one round trip on a pooled connection of one server, each reply or its error in order (a
-    plain pipeline, as _evalsha: without redis-py's per-command layers)."""
+    """The commands in one round trip on a pooled connection of one server, each reply or its error in order.
+
+    A plain pipeline without redis-py's per-command layers (retry wrapper, observability, event dispatch, the
+    Pipeline object), packed by hiredis directly as redis-py would but without its per-argument pass: half the
+    client's CPU per script, and the API and the monitor run one per message and several per batch. The client
+    has no retries to honour (topology.py: Retry 0)."""
     if not commands:
         return []
     pool = client.connection_pool
