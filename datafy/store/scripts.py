@@ -160,9 +160,12 @@ class Scripts:
 def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
     """EVALSHA on one server (plain or Sentinel's primary), as a pipeline of one; its error is raised."""
     reply = _pipeline(client, [("EVALSHA", sha, len(keys), *keys, *args)])[0]
-    if isinstance(reply, Exception):
+    if not isinstance(reply, Exception):
+        return reply
+    try:
         raise reply
-    return reply
+    finally:
+        del reply  # its traceback holds this frame: no reference cycle through the client
 
 
 def _pipeline(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -182,8 +185,8 @@ def _pipeline(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]
         for _ in commands:
             try:
                 replies.append(conn.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
+            except redis.ResponseError as exc:  # kept without its traceback, which would hold this connection
+                replies.append(exc.with_traceback(None))
         return replies
     except BaseException:
         conn.disconnect()  # replies may be left unread
