@@ -102,8 +102,11 @@ class Monitor:
 
     def _expired(self, user: str) -> None:
         """An expired timer: a hint for the flusher, if the user's partition is this process's to seal."""
-        if self.store.keys.partition_of(user) in self.assignment.on_time:
-            self.flusher.hint.set()
+        hint = self.flusher.hint
+        # A hint already set stands for this event too: the flusher clears it before it reads the due index. In
+        # a storm every process hears every event, and setting an Event takes a lock each time.
+        if not hint.is_set() and self.store.keys.partition_of(user) in self.assignment.on_time:
+            hint.set()
 
     def _loop(self) -> None:
         guard = LoopGuard("monitor loop")
