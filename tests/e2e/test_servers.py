@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +112,10 @@ def test_api_nice_lowers_the_workers_priority_only(env: dict[str, str], tmp_path
     env["API_NICE"] = nice
     with running(api := start_api(env, tmp_path)):
         master = api.process.pid
+        # The API answers once one worker is up; another may be just forked, before its post_fork hook ran.
+        deadline = time.monotonic() + 10
+        while {niceness(pid) for pid in child_pids(master)} != {int(nice or 19)} and time.monotonic() < deadline:
+            time.sleep(0.05)
         workers = child_pids(master)
         assert workers and {niceness(pid) for pid in workers} == {int(nice or 19)}
         assert niceness(master) == niceness(os.getpid())
