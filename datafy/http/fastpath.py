@@ -2,9 +2,9 @@
 
 Per message, Flask's request context, routing and Response objects cost about as much CPU as our own work
 (docs/PERFORMANCE.md, "The reply storm"). A JSON body of a known length sent to a message path is answered
-here by the very code the Flask view runs (`ingest.accept_message`). Anything else goes to Flask untouched,
-and so does every error met here, raised again inside Flask (ingest.RAISED) so that its handlers render it:
-one implementation, one set of error replies.
+here by the very code the Flask view runs (`intake.accept_message`). Anything else goes to Flask untouched,
+and so does every error met here, raised again inside Flask (`intake.RAISED`, see ingest.py) so that its
+handlers render it: one implementation, one set of error replies.
 """
 
 from __future__ import annotations
