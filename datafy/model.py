@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,11 @@ from datafy.routes.chats import DEFAULT_ROUTE, chat_id
 CONTROL_FIELDS = frozenset(
     {"user", "message", "ttl", "max_wait", "max_messages", "flush", "message_id", "await_answer", "answer_timeout"}
 )
+
+
+def random_id() -> str:
+    """32 random hex digits, the shape of uuid4().hex at a quarter of its cost: batch ids and lease tokens."""
+    return os.urandom(16).hex()
 
 
 def iso_from_ms(ms: int) -> str:

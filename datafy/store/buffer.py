@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from datafy.config import Settings
-from datafy.model import REFUSED, AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json
+from datafy.model import REFUSED, AppendResult, FlushedBatch, IncomingMessage, SealedBatch, compact_json, random_id
 from datafy.routes.chats import user_of
 from datafy.store.connection import Connection
 from datafy.store.errors import checked, redis_errors
@@ -19,7 +18,7 @@ from datafy.store.errors import checked, redis_errors
 
 def new_batch_id() -> str:
     """A unique batch id; it names the batch for its whole life, retries and replays included."""
-    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex was, at a quarter of its cost
+    return random_id()
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ import json
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 
 from datafy.errors import StoreUnavailableError
-from datafy.model import Claim, compact_json
+from datafy.model import Claim, compact_json, random_id
 from datafy.store.connection import Connection
 from datafy.store.dead_letters import DeadLetters
 from datafy.store.errors import checked, redis_errors
@@ -85,7 +84,7 @@ class Outbox:
             parked = [user for user, decision in zip(ready, decisions, strict=True) if decision == PARK]
             if not candidates and not parked:
                 return acks, []
-            tokens = [uuid.uuid4().hex for _ in candidates]
+            tokens = [random_id() for _ in candidates]
             lease_ms = int(lease_seconds * 1000)
             leased_until = time.monotonic() + lease_seconds  # before the request: Redis's lease ends later
             leases: list[ScriptCall] = [

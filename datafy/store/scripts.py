@@ -118,7 +118,10 @@ class Scripts:
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):
-            commands = [("EVALSHA", self.shas[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2]) for i in todo]
+            commands = [
+                ("EVALSHA", self.shas[name], len(keys), *keys, *args)
+                for name, keys, args in map(calls.__getitem__, todo)
+            ]
             try:
                 results = _pipeline(server, [*commands, then] if then else commands)
             except (redis.ConnectionError, redis.TimeoutError):
