@@ -91,7 +91,9 @@ class Monitor:
             self._loop()
             if self.stop_reason:
                 log.info("received %s: finishing in-flight deliveries, then stopping", self.stop_reason)
-            return self._drain()
+            unfinished = self._drain()
+            self.recorder.write_figures(force=True)
+            return unfinished
         finally:
             self.heartbeat.clear()
             with suppress(StoreUnavailableError):
@@ -164,6 +166,7 @@ class Monitor:
     def _beat(self) -> None:
         """Tell Redis this process is alive, take this process's share of the partitions, and see route changes."""
         self.last_beat = time.monotonic()
+        self.recorder.write_figures()  # those of a quiet second, when no round wrote them
         self.routes.refresh()
         record = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
                   "started_ms": int(self.started * 1000), "in_flight": self.in_flight,

@@ -9,10 +9,11 @@ from dataclasses import replace
 
 from datafy.config import Settings
 from datafy.model import Claim
-from datafy.monitor.recorder import Recorder
-from datafy.monitor.sender import Sender
+from datafy.monitor.recorder import FIGURES_EVERY_SECONDS, Recorder
+from datafy.monitor.sender import Sender, Sent
 from datafy.store import Store
 from datafy.store.stats import Figures
+from datafy.webhook import DeliveryResult
 from devtools.receiver import Receiver, Reply
 from tests.support.delivery import attempt, sealed_claims
 
@@ -57,8 +58,30 @@ def test_the_minute_figures_count_every_outcome_and_no_lag_for_a_replay(
     assert store.dead_letters.replay(letter.batch_id)
     round_(*store.outbox.claim(1, 10))  # the replay is delivered, hours late maybe, on an operator's word
 
+    recorder.write_figures(force=True)  # as a stopping monitor does; a running one, once a second
     totals = Figures()
     for _, figures in store.stats.minutes(int(time.time()) // 60 * 60):
         totals.add(figures)
     assert (totals.delivered, totals.retry, totals.dead_letter) == (2, 1, 1)
     assert sum(totals.buckets) == 1 and totals.lag_ms(0.5) is not None  # the first delivery's lag only
+
+
+def test_the_minute_figures_reach_redis_at_most_once_a_second(settings: Settings, store: Store) -> None:
+    recorder = Recorder(settings, store)
+
+    def delivered() -> float:
+        totals = Figures()
+        for _, figures in store.stats.minutes(int(time.time()) // 60 * 60 + 60):
+            totals.add(figures)
+        return totals.delivered
+
+    claims = sealed_claims(store, "a", "b", "c")
+    sent = [Sent(claim, DeliveryResult(True, 200, "", False, None, 1.0)) for claim in claims]
+    recorder.delivered(sent[:1])
+    assert delivered() == 1  # the first round writes at once
+    recorder.delivered(sent[1:])
+    recorder.write_figures()
+    assert delivered() == 1  # within the second: held, not lost
+    recorder.written -= FIGURES_EVERY_SECONDS
+    recorder.write_figures()
+    assert delivered() == 3
