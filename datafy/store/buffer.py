@@ -150,23 +150,33 @@ class Buffer:
     def flush_due(self, limit: int, partitions: Mapping[int, int] | None = None) -> list[FlushedBatch]:
         """Seal every open batch whose deadline has passed (up to `limit` per partition), in two round trips.
         `partitions` maps each partition to poll to how overdue its batches must be (ms); None: all, on time."""
+        return self.flush_due_timed(limit, partitions)[0]
+
+    def flush_due_timed(
+        self, limit: int, partitions: Mapping[int, int] | None = None
+    ) -> tuple[list[FlushedBatch], float | None]:
+        """flush_due(), and in how many seconds the next open batch of those partitions comes due (None: none
+        is open), so that a flusher can wake for it rather than at its next poll."""
         parts = self.keys.polled(partitions)
         random.shuffle(parts)  # several monitors polling at once mostly seal different users first
-        calls = self.connection.scripts.due_calls([(part.due, overdue_ms) for part, overdue_ms in parts], limit)
+        calls = self.connection.scripts.due_calls([(part.due, overdue_ms) for part, overdue_ms in parts], limit, True)
         if not calls:
-            return []
+            return [], None
         with redis_errors():
-            replies = self.connection.scripts.run_many(calls)
-            candidates = [user for pages in checked(replies) for page in pages for user in page]
+            replies = checked(self.connection.scripts.run_many(calls))
+            waits = [wait_ms for _, wait_ms in replies if wait_ms >= 0]
+            wait = min(waits) / 1000 if waits else None
+            candidates = [user for pages, _ in replies for page in pages for user in page]
             if not candidates:
-                return []
+                return [], wait
             calls = [("flush", self._user_keys(user), self._flush_args(user, "")) for user in candidates]
             replies = self.connection.scripts.per_user(candidates, self.connection.scripts.run_many(calls), "flush")
-        return [
+        flushed = [
             FlushedBatch(u, int(r[1]), int(r[2]), r[3])
             for u, r in zip(candidates, replies, strict=True)
             if r and r[0] == 1
         ]
+        return flushed, wait
 
     def _due(self, user: str) -> str:
         return self.keys.indexes_of(user).due

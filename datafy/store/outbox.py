@@ -78,7 +78,7 @@ class Outbox:
             users = [c.user for c in delivered]
             # None: that user's script failed (0, as if already acknowledged: the lease runs out and it is sent again)
             acks = [int(a or 0) for a in self.connection.scripts.per_user(users, replies[: len(delivered)], "ack")]
-            ready = [user for pages in checked(replies[len(delivered) :]) for page in pages for user in page]
+            ready = [user for pages, _ in checked(replies[len(delivered) :]) for page in pages for user in page]
             decisions = [admit(user) for user in ready] if admit else [CLAIM] * len(ready)
             candidates = [user for user, decision in zip(ready, decisions, strict=True) if decision == CLAIM][:limit]
             parked = [user for user, decision in zip(ready, decisions, strict=True) if decision == PARK]

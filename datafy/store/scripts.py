@@ -76,14 +76,15 @@ class Scripts:
             return reply
         raise StoreUnavailableError("the slot kept moving (resharding); retry")
 
-    def due_calls(self, indexes: list[tuple[str, int]], limit: int) -> list[ScriptCall]:
+    def due_calls(self, indexes: list[tuple[str, int]], limit: int, timed: bool = False) -> list[ScriptCall]:
         """The due_members calls that read `indexes` ((index key, overdue_ms)), up to `limit` members each: one
         call on one server, one per index on a Cluster (the partitions live in different slots). Each call's reply
-        is a list of pages, one per index it read."""
+        is (a list of pages, one per index it read; in how many ms the next member comes due, -1: none or not
+        `timed`)."""
         if not indexes:
             return []
         groups = [indexes] if self.connection.cluster is None else [[index] for index in indexes]
-        return [("due_members", [key for key, _ in group], [limit, *(overdue for _, overdue in group)])
+        return [("due_members", [key for key, _ in group], [limit, int(timed), *(overdue for _, overdue in group)])
                 for group in groups]  # fmt: skip
 
     def run_many(self, calls: list[ScriptCall]) -> list[Any]:

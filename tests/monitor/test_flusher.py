@@ -103,3 +103,19 @@ def test_a_hint_wakes_a_round_at_once_instead_of_at_the_next_poll(
     flusher.hint.set()  # the timer's expired event
     assert sealed_now.wait(2) and time.monotonic() - started < 1.0
     assert sealed(store) == {"hinted"}
+
+
+def test_a_batch_open_at_a_round_is_sealed_when_it_comes_due_without_a_hint_or_a_poll(store: Store) -> None:
+    stop, sealed_now = threading.Event(), threading.Event()
+    store.buffer.append(msg("known", "oi", ttl_ms=300))
+    flusher = Flusher(store, 30.0, stop, sealed_now.set)  # its first round sees the deadline coming
+    started = time.monotonic()
+    flusher.start()
+    try:
+        assert sealed_now.wait(5), "not sealed at its deadline: the next poll is 30 s away"
+        assert time.monotonic() - started >= 0.29  # not before the deadline
+        assert sealed(store) == {"known"}
+    finally:
+        stop.set()
+        flusher.hint.set()
+        flusher.join(timeout=5)

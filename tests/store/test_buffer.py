@@ -137,3 +137,18 @@ def test_typing_is_unbounded_when_max_typing_extension_is_0(store: Store) -> Non
     result = store.buffer.append(IncomingMessage(user="5511", message="oi", ttl_ms=2000))
     deadline = store.buffer.extend("5511", 3600 * 1000)
     assert deadline is not None and deadline >= result.flush_at_ms + 3000_000
+
+
+def test_a_flush_round_tells_when_the_next_open_batch_comes_due(store: Store) -> None:
+    assert store.buffer.flush_due_timed(100) == ([], None)  # nothing open
+    store.buffer.append(msg("later", "oi", ttl_ms=5_000))
+    store.buffer.append(msg("sooner", "oi", ttl_ms=2_000))
+    flushed, wait = store.buffer.flush_due_timed(100)
+    assert flushed == [] and wait is not None and 1.5 < wait <= 2.0
+    part = store.keys.partition_of("now")
+    neighbour = next(f"n{i}" for i in range(1000) if store.keys.partition_of(f"n{i}") == part)
+    for user in ("now", neighbour):
+        store.buffer.append(msg(user, "oi", ttl_ms=1))
+    time.sleep(0.01)
+    flushed, wait = store.buffer.flush_due_timed(1)  # a full page of a partition: more may be due already
+    assert len(flushed) == 1 and wait == 0
