@@ -1,7 +1,10 @@
 """Burst lag: N users each send one message as fast as the API takes them (ttl 3 s), with one monitor
 container running. Every batch must arrive; reports arrival - deadline and sealed - deadline.
 
-    ./dev bench burst [--users 2000,20000] [--ttl 3] [--containers] [--env API_NICE=0 ...]
+    ./dev bench burst [--users 2000,20000] [--ttl 3] [--rate 2000] [--containers] [--env API_NICE=0 ...]
+
+--rate sends at most that many messages a second: the deadlines are as dense as the API is fast, so comparing
+two versions of the monitor needs the same rate for both.
 
 --containers puts Redis, the API and the monitor each in a CPU cgroup of its own with equal shares, as Docker
 puts three containers (cgroup v1 `cpu` controller, as root); without it they compete thread by thread.
@@ -44,7 +47,9 @@ class Containers:
     api_cpus: float = 0.0
 
 
-def burst(users: int, ttl: float, containers: Containers | None = None, extra: dict[str, str] | None = None) -> None:
+def burst(
+    users: int, ttl: float, containers: Containers | None = None, extra: dict[str, str] | None = None, rate: float = 0
+) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="datafy-bench-"))
     with running_redis() as server, fast_receiver(tmp) as (hook, received):
         env = {"REDIS_URL": server.url, "WEBHOOK_URL": hook, **(extra or {})}
@@ -67,7 +72,7 @@ def burst(users: int, ttl: float, containers: Containers | None = None, extra: d
             bodies = [{"user": f"55119{i:08d}", "message": "oi, tudo bem?", "pushName": "Ana", "ttl": ttl}
                       for i in range(users)]  # fmt: skip
             started, started_epoch = time.perf_counter(), time.time()
-            rate, replies = asyncio.run(send_all(url, bodies))
+            rate, replies = asyncio.run(send_all(url, bodies, rate=rate))
             sent_in = time.perf_counter() - started
             load_cpu = time.process_time() - load_cpu
             deadline = time.monotonic() + ttl + 120
@@ -128,11 +133,12 @@ def main() -> int:
     parser.add_argument("--api-shares", type=int, default=1024, help="with --containers: the API's cpu_shares")
     parser.add_argument("--api-cpus", type=float, default=0.0, help="with --containers: the API's cpus limit")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the API and the monitor")
+    parser.add_argument("--rate", type=float, default=0, help="messages/s at most (0: as fast as the API takes them)")
     args = parser.parse_args()
     extra = dict(pair.split("=", 1) for pair in args.env)
     containers = Containers(args.api_shares, args.api_cpus) if args.containers else None
     for users in args.users.split(","):
-        burst(int(users), args.ttl, containers, extra)
+        burst(int(users), args.ttl, containers, extra, args.rate)
     return 0
 
 

@@ -36,9 +36,10 @@ async def open_pool(url: str, connections: int = CONNECTIONS) -> tuple[str, asyn
 
 
 async def send_all(
-    url: str, bodies: list[dict], connections: int = CONNECTIONS
+    url: str, bodies: list[dict], connections: int = CONNECTIONS, rate: float = 0.0
 ) -> tuple[float, list[tuple[int, dict]]]:
-    """POST every body as fast as the API takes them; returns (messages/s, (status, reply) in order)."""
+    """POST every body as fast as the API takes them, or at most `rate` a second; returns (messages/s, (status,
+    reply) in order)."""
     host, pool = await open_pool(url, connections)
     encoded = [json.dumps(body).encode() for body in bodies]
     replies: list[tuple[int, dict]] = [(0, {})] * len(encoded)
@@ -47,6 +48,8 @@ async def send_all(
     async def worker() -> None:
         conn = await pool.get()
         for i in cursor:
+            if rate and (early := started + i / rate - time.perf_counter()) > 0:
+                await asyncio.sleep(early)
             replies[i] = await post(conn, host, encoded[i])
         conn[1].close()
 
