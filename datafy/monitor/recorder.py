@@ -40,8 +40,7 @@ class Recorder:
         """Log and count the attempts whose acknowledgement Redis took (the caller acknowledged them with its
         claims), and count them in the minute's figures. `late`: those acknowledged after another process had
         leased them (this one stalled past the lease)."""
-        tally = self._tally()
-        tally.delivered += len(attempts)
+        lags = []
         for sent in attempts:
             log.info(
                 "delivered %s messages=%d reason=%s status=%d ms=%.0f%s",
@@ -52,7 +51,11 @@ class Recorder:
             instruments.DELIVERY_DURATION.observe(sent.result.duration_ms / 1000)
             if sent.lag_ms is not None:
                 instruments.DELIVERY_LAG.observe(max(0.0, sent.lag_ms) / 1000)
-                tally.lags.append(sent.lag_ms)
+                lags.append(sent.lag_ms)
+        if attempts:  # most rounds of a quiet monitor deliver nothing
+            tally = self._tally()
+            tally.delivered += len(attempts)
+            tally.lags += lags
         for sent in late:
             log.warning("acknowledged %s after its lease had passed to another process (this one stalled); the "
                         "receiver may get it twice", _ids(sent))  # fmt: skip
@@ -73,7 +76,10 @@ class Recorder:
 
     def _tally(self) -> _Tally:
         """The current minute's outcomes not yet written."""
-        return self.pending.setdefault(int(time.time()) // 60 * 60, _Tally())
+        minute = int(time.time()) // 60 * 60
+        if minute not in self.pending:
+            self.pending[minute] = _Tally()
+        return self.pending[minute]
 
     def failed(self, attempts: list[Sent], counted: bool = True) -> None:
         """Reschedule or dead-letter each failed attempt; if Redis cannot take it, its lease runs out instead.
